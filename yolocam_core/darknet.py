@@ -333,7 +333,8 @@ def build_model(config: DarknetConfig, name: str = "darknet") -> DarknetModel:
             group_id = section.get_int("group_id", 0)
             if groups < 1 or not 0 <= group_id < groups:
                 raise ConfigError(
-                    f"{section.where('group_id')}: group_id={group_id} must be in [0, groups={groups})"
+                    f"{section.where('group_id')}: group_id={group_id} "
+                    f"must be in [0, groups={groups})"
                 )
             parts = []
             for n, r in enumerate(refs):
@@ -395,9 +396,11 @@ def build_model(config: DarknetConfig, name: str = "darknet") -> DarknetModel:
 def _head_info(section, config, x, index, outputs, names, convs) -> HeadInfo:
     i = section.index
     previous = config.layers[i - 1] if i > 0 else None
-    if previous is None or previous.type != "convolutional" or previous.get_str(
-        "activation", "logistic"
-    ).lower() != "linear":
+    if (
+        previous is None
+        or previous.type != "convolutional"
+        or previous.get_str("activation", "logistic").lower() != "linear"
+    ):
         raise ConfigError(
             f"{section.where()}: a [yolo] section must follow a [convolutional] with "
             "activation=linear (the head's final convolution)"
@@ -420,7 +423,7 @@ def _head_info(section, config, x, index, outputs, names, convs) -> HeadInfo:
             f"{section.where()}: the convolution before it has {channels} filters, but "
             f"{len(mask)} anchors × (5 + {classes} classes) = {len(mask) * (5 + classes)}"
         )
-    in_h, in_w = config.input_size
+    in_w = config.input_size[1]
     grid = (int(x.shape[1]), int(x.shape[2]))
     return HeadInfo(
         index=index,
@@ -453,7 +456,9 @@ def read_weights_header(data: bytes) -> tuple[tuple[int, int, int], int, int]:
     wide = major * 10 + minor >= 2 and major < 1000 and minor < 1000
     header = HEADER_BYTES_64 if wide else HEADER_BYTES_32
     if len(data) < header:
-        raise WeightsError(f"weights file is {len(data)} bytes, shorter than its {header}-byte header")
+        raise WeightsError(
+            f"weights file is {len(data)} bytes, shorter than its {header}-byte header"
+        )
     seen = int(np.frombuffer(data[12:header], dtype="<i8" if wide else "<i4")[0])
     return (major, minor, revision), seen, header
 

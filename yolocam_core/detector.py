@@ -169,7 +169,10 @@ class Detector:
 
     def decode(self, raws: Sequence[tf.Tensor]) -> list[dict[str, tf.Tensor]]:
         """Decode every head (see :func:`yolocam_core.heads.decode_head`), differentiably."""
-        return [decode_head(raw, head, self.input_size) for raw, head in zip(raws, self.heads)]
+        return [
+            decode_head(raw, head, self.input_size)
+            for raw, head in zip(raws, self.heads, strict=True)
+        ]
 
     def _forward_decoded(self, batch):
         decoded = self.decode(self.raw_outputs(batch))
@@ -255,6 +258,7 @@ class Detector:
                     rows.tolist(),
                     cols.tolist(),
                     anchors.tolist(),
+                    strict=True,
                 )
             )
         if not cand_meta:
@@ -262,7 +266,9 @@ class Detector:
         xyxy = np.concatenate(cand_boxes)
         class_ids = np.array([m[0] for m in cand_meta], dtype=np.int32)
         scores_all = np.array([m[1] for m in cand_meta], dtype=np.float32)
-        xywh = np.stack([xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], 1)
+        xywh = np.stack(
+            [xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], 1
+        )
         keep = cv2.dnn.NMSBoxesBatched(
             xywh.tolist(), scores_all.tolist(), class_ids.tolist(), score_threshold, iou_threshold
         )
@@ -272,7 +278,7 @@ class Detector:
         img_boxes[:, [0, 2]] = np.clip(img_boxes[:, [0, 2]], 0, img_w)
         img_boxes[:, [1, 3]] = np.clip(img_boxes[:, [1, 3]], 0, img_h)
         detections = []
-        for k, b in zip(keep.tolist(), img_boxes):
+        for k, b in zip(keep.tolist(), img_boxes, strict=True):
             class_id, score, obj, scale, row, col, anchor = cand_meta[k]
             detections.append(
                 Detection(

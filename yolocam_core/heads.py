@@ -59,7 +59,9 @@ class HeadInfo:
         )
 
 
-def decode_head(raw: tf.Tensor, head: HeadInfo, input_size: tuple[int, int]) -> dict[str, tf.Tensor]:
+def decode_head(
+    raw: tf.Tensor, head: HeadInfo, input_size: tuple[int, int]
+) -> dict[str, tf.Tensor]:
     """Decode one head's raw output, differentiably, as Darknet's ``[yolo]`` layer does.
 
     Args:

@@ -137,9 +137,7 @@ def load_detector(name: str = DEFAULT_MODEL, *, use_cache: bool = True) -> Detec
         WeightsError: the weights file does not match its published checksum.
     """
     if name not in ZOO:
-        raise ModelNotFoundError(
-            f"unknown model {name!r}; available: {', '.join(sorted(ZOO))}"
-        )
+        raise ModelNotFoundError(f"unknown model {name!r}; available: {', '.join(sorted(ZOO))}")
     entry = ZOO[name]
     cfg, weights, names_file = zoo_files(name)
     class_names = read_class_names(names_file)

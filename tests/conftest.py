@@ -1,0 +1,58 @@
+"""Shared fixtures. Everything is offline: the default model comes from its PyPI
+package, the reference cfgs from Debian's `darknet` package (scripts/fetch-test-data.sh)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DARKNET_CFG_DIR = ROOT / ".cache" / "darknet" / "usr" / "share" / "darknet" / "cfg"
+
+# Keep the converted-model cache of the tests inside the repo's ignored .cache/.
+os.environ.setdefault("XDG_CACHE_HOME", str(ROOT / ".cache" / "xdg"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def darknet_cfg_dir() -> Path:
+    """Folder with Debian's Darknet cfgs (yolov3.cfg, yolov3-tiny.cfg, yolov3-spp.cfg)."""
+    if not (DARKNET_CFG_DIR / "yolov3.cfg").is_file():
+        pytest.fail(
+            f"reference cfgs missing under {DARKNET_CFG_DIR}; run scripts/fetch-test-data.sh",
+            pytrace=False,
+        )
+    return DARKNET_CFG_DIR
+
+
+@pytest.fixture(scope="session")
+def detector():
+    """The default model (yolov4-tiny), converted once per cache folder."""
+    from yolocam_core import load_detector
+
+    return load_detector("yolov4-tiny")
+
+
+@pytest.fixture(scope="session")
+def samples() -> dict[str, Path]:
+    from yolocam_core import sample_images
+
+    return sample_images()
+
+
+@pytest.fixture(scope="session")
+def sample_rgb(samples) -> dict[str, np.ndarray]:
+    from yolocam_core import load_image
+
+    return {name: load_image(path) for name, path in samples.items()}
+
+
+@pytest.fixture(scope="session")
+def default_model_files():
+    """(cfg, weights, names) of the default model inside its package."""
+    from yolocam_core.zoo import zoo_files
+
+    return zoo_files("yolov4-tiny")
