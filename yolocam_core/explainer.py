@@ -1,0 +1,425 @@
+"""Explainer: activations and gradients at each scale's layer -> CAM maps.
+
+One compiled forward pass gives, for every scale, the activations ``A`` of the layer
+that feeds the head's final convolution and the raw head output. The gradient of a
+scale's score with respect to ``A`` only needs that final convolution (the head's
+*tail*), so it is computed through the tail alone: for all scales and for many
+targets at once (the tail is applied to ``A`` tiled once per target), without a
+backward pass through the backbone. This is exact because ``A`` feeds nothing else
+(checked when the explainer is built; otherwise, and for expert-chosen layers, a
+gradient model ``image -> [A, head output]`` is built per (scale, layer), cached and
+differentiated with a tape, as in the article).
+
+The article rebuilt a gradient model per scale on every call; here everything is
+built once per explainer and shared, read-only, by all threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from yolocam_core.cams import get_method
+from yolocam_core.detector import Detection, Detector, Letterbox
+from yolocam_core.errors import YolocamError
+from yolocam_core.images import load_image
+from yolocam_core.targets import ScoreContext, Target, weighted_score
+
+NORMS = ("per-map", "shared")
+
+
+@dataclass(frozen=True)
+class ScaleMap:
+    """One scale's explanation.
+
+    Attributes:
+        scale: head index.
+        label: e.g. ``"13×13 · stride 32"``.
+        layer: the layer whose activations were used.
+        grid_map: (h, w) float32 raw map at the layer's resolution, not normalised.
+        heatmap: (H, W) float32 map resized to the image and normalised to [0, 1].
+        score: the explained score at this scale.
+    """
+
+    scale: int
+    label: str
+    layer: str
+    grid_map: np.ndarray
+    heatmap: np.ndarray
+    score: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The maps of one target at the requested scales."""
+
+    method: str
+    target: str
+    norm: str
+    box_xyxy: tuple[float, float, float, float] | None
+    image_size: tuple[int, int]
+    maps: tuple[ScaleMap, ...]
+
+    def by_scale(self, scale: int) -> ScaleMap:
+        for m in self.maps:
+            if m.scale == scale:
+                return m
+        raise KeyError(f"scale {scale} was not explained (have {[m.scale for m in self.maps]})")
+
+
+@dataclass(frozen=True)
+class Forward:
+    """One forward pass of one image, reusable for detection and for many targets.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB.
+        letterbox: how the image maps into the network input.
+        tensor: (1, h, w, 3) float32 network input.
+        activations: per scale, (1, h_s, w_s, K_s) activations of the scale's CAM layer.
+        raws: per scale, (1, h_s, w_s, A·(5+C)) raw head output.
+        decoded: per scale, numpy (boxes (1, h, w, A, 4), objectness (1, h, w, A),
+            scores (1, h, w, A, C)) as :meth:`Detector.predict` returns them.
+    """
+
+    image: np.ndarray
+    letterbox: Letterbox
+    tensor: np.ndarray
+    activations: tuple[tf.Tensor, ...]
+    raws: tuple[tf.Tensor, ...]
+    decoded: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+
+
+class Explainer:
+    """Grad-CAM and friends for every head of a :class:`Detector`.
+
+    Args:
+        detector: the model to explain. Shared, never mutated.
+
+    Example:
+        >>> explainer = Explainer(load_detector())
+        >>> dets = explainer.detector.detect(image)
+        >>> result = explainer.explain(image, DetectionTarget(dets[0]), method="gradcam")
+        >>> result.maps[0].heatmap.shape == image.shape[:2]
+        True
+    """
+
+    def __init__(self, detector: Detector):
+        self.detector = detector
+        model = detector.keras_model
+        self._cam_layers = tuple(h.cam_layer for h in detector.heads)
+        self._tails = tuple(model.get_layer(h.output_name) for h in detector.heads)
+        self._tail_exact = tuple(
+            _feeds_only(model, h.cam_layer, h.output_name) for h in detector.heads
+        )
+        features = keras.Model(
+            model.inputs,
+            [model.get_layer(name).output for name in self._cam_layers] + list(model.outputs),
+            name=f"{model.name}_features",
+        )
+        n = len(detector.heads)
+
+        def run_features(x):
+            outs = features(x, training=False)
+            decoded = [
+                (d["boxes"], d["objectness"], d["scores"]) for d in detector.decode(outs[n:])
+            ]
+            return tuple(outs[:n]), tuple(outs[n:]), tuple(decoded)
+
+        self._features = tf.function(
+            run_features,
+            input_signature=[tf.TensorSpec((None, *detector.input_size, 3), tf.float32)],
+        )
+        self._tail_gradients = tuple(self._compile_tail(scale) for scale in range(n))
+        self._num_heads = n
+        self._gradient_models: dict[tuple[int, str], keras.Model] = {}
+        self._lock = threading.Lock()
+
+    # -- forward ---------------------------------------------------------------------
+
+    def forward(self, image: np.ndarray | str | bytes) -> Forward:
+        """Run the compiled forward pass once: activations and raw outputs of all scales."""
+        image = load_image(image)
+        tensor, letterbox = self.detector.preprocess(image)
+        acts, raws, decoded = self._features(tf.constant(tensor))
+        decoded = tuple(tuple(t.numpy() for t in head) for head in decoded)
+        return Forward(image, letterbox, tensor, tuple(acts), tuple(raws), decoded)
+
+    def detect(
+        self, fwd: Forward, score_threshold: float = 0.25, iou_threshold: float = 0.45
+    ) -> list[Detection]:
+        """Detections from an existing forward pass (no second forward)."""
+        return self.detector.postprocess(fwd.decoded, fwd.letterbox, score_threshold, iou_threshold)
+
+    # -- gradients -------------------------------------------------------------------
+
+    def layer_for(self, scale: int, layer: str | None = None) -> str:
+        return layer or self._cam_layers[scale]
+
+    def gradients(
+        self,
+        fwd: Forward,
+        targets: Sequence[Target],
+        scale: int,
+        layer: str | None = None,
+        need_gradients: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Activations and per-target gradients at one scale's layer.
+
+        Args:
+            fwd: from :meth:`forward`.
+            targets: N targets.
+            scale: head index.
+            layer: another layer to use for this scale (expert option).
+            need_gradients: False skips the backward pass (gradient-free methods).
+
+        Returns:
+            activations (h, w, K); gradients (N, h, w, K) or None; scores (N,).
+        """
+        self._check_scale(scale)
+        head = self.detector.heads[scale]
+        ctx = ScoreContext(head, self.detector.input_size, fwd.letterbox, fwd.decoded[scale][0][0])
+        raw_w, score_w = self._stack_weights([t.weights(ctx) for t in targets], head)
+        default_layer = layer is None or layer == self._cam_layers[scale]
+        if default_layer and not need_gradients:
+            raw, scores = fwd.raws[scale].numpy(), fwd.decoded[scale][2]
+            values = np.einsum("bhwc,nhwc->n", raw, raw_w) + np.einsum(
+                "bhwak,nhwak->n", scores, score_w
+            )
+            return fwd.activations[scale][0].numpy(), None, values.astype(np.float32)
+        if default_layer and self._tail_exact[scale]:
+            grads, scores = self._tail_gradients[scale](fwd.activations[scale], raw_w, score_w)
+            return fwd.activations[scale][0].numpy(), grads.numpy(), scores.numpy()
+        return self._gradients_general(fwd, scale, self.layer_for(scale, layer), raw_w, score_w)
+
+    @staticmethod
+    def _stack_weights(weights, head) -> tuple[np.ndarray, np.ndarray]:
+        """Per-target weights -> raw (N, h, w, A·(5+C)) and scores (N, h, w, A, C)."""
+        h, w = head.grid
+        a, c = head.num_anchors, head.num_classes
+        raw_w = np.zeros((len(weights), h, w, a * (5 + c)), np.float32)
+        score_w = np.zeros((len(weights), h, w, a, c), np.float32)
+        for i, tw in enumerate(weights):
+            if tw.raw is not None:
+                raw_w[i] = tw.raw
+            if tw.scores is not None:
+                score_w[i] = tw.scores
+        return raw_w, score_w
+
+    def _compile_tail(self, scale: int):
+        """Compiled (acts (1,h,w,K), raw_w, score_w) -> (grads (N,h,w,K), scores (N,))."""
+        head = self.detector.heads[scale]
+        tail = self._tails[scale]
+        input_size = self.detector.input_size
+        h, w = head.grid
+        a, c = head.num_anchors, head.num_classes
+        k = self.detector.keras_model.get_layer(head.cam_layer).output.shape[-1]
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((1, h, w, k), tf.float32),
+                tf.TensorSpec((None, h, w, a * (5 + c)), tf.float32),
+                tf.TensorSpec((None, h, w, a, c), tf.float32),
+            ]
+        )
+        def tail_gradients(acts, raw_w, score_w):
+            tiled = tf.repeat(acts, tf.shape(raw_w)[0], axis=0)
+            with tf.GradientTape() as tape:
+                tape.watch(tiled)
+                scores = weighted_score(tail(tiled), head, input_size, raw_w, score_w)
+            return tape.gradient(scores, tiled), scores
+
+        return tail_gradients
+
+    def _gradients_general(self, fwd, scale, layer, raw_w, score_w):
+        """Tape through ``image -> [layer, head]``, the image repeated once per target."""
+        model = self.gradient_model(scale, layer)
+        head = self.detector.heads[scale]
+        x = tf.repeat(tf.constant(fwd.tensor), raw_w.shape[0], axis=0)
+        with tf.GradientTape() as tape:
+            acts, raw = model(x, training=False)
+            scores = weighted_score(raw, head, self.detector.input_size, raw_w, score_w)
+        grads = tape.gradient(scores, acts)
+        if grads is None:
+            raise YolocamError(
+                f"layer {layer!r} does not feed head {scale} ({head.label}); "
+                "choose a layer before that head"
+            )
+        return acts[0].numpy(), grads.numpy(), scores.numpy()
+
+    def gradient_model(self, scale: int, layer: str) -> keras.Model:
+        """The cached ``image -> (activations of layer, head output)`` model of a scale."""
+        key = (scale, layer)
+        with self._lock:
+            if key not in self._gradient_models:
+                model = self.detector.keras_model
+                try:
+                    chosen = model.get_layer(layer)
+                except ValueError:
+                    raise YolocamError(
+                        f"no layer named {layer!r} in the model; see the Model page or "
+                        "Detector.keras_model.summary() for layer names"
+                    ) from None
+                if len(chosen.output.shape) != 4:
+                    raise YolocamError(
+                        f"layer {layer!r} has output shape {tuple(chosen.output.shape)}; "
+                        "a CAM needs a spatial (B, h, w, K) layer"
+                    )
+                graph = keras.Model(
+                    model.inputs,
+                    [chosen.output, model.outputs[scale]],
+                    name=f"grad_{scale}_{layer}",
+                )
+                # Called eagerly under a tape: a tf.function would hide the path from
+                # the layer's activations to the head output from the tape.
+                self._gradient_models[key] = graph
+            return self._gradient_models[key]
+
+    # -- maps ------------------------------------------------------------------------
+
+    def explain(
+        self,
+        image: np.ndarray | str | bytes | Forward,
+        target: Target,
+        method: str = "gradcam",
+        scales: Sequence[int] | None = None,
+        layer: str | Mapping[int, str] | None = None,
+        norm: str = "per-map",
+    ) -> Explanation:
+        """Explain one target at the requested scales (default: all).
+
+        Args:
+            image: (H, W, 3) uint8 RGB, a path or bytes, or a :class:`Forward`.
+            target: what to explain.
+            method: a name from :func:`yolocam_core.cams.method_names`.
+            scales: head indices; None = all.
+            layer: another layer for a scale: a name (only with one scale) or
+                {scale: name}.
+            norm: ``"per-map"`` (min–max per map, as the article) or ``"shared"``
+                (one min–max over all explained scales, so they compare honestly).
+
+        Returns:
+            An :class:`Explanation` with one :class:`ScaleMap` per scale.
+        """
+        return self.explain_many(image, [target], method, scales, layer, norm)[0]
+
+    def explain_many(
+        self,
+        image: np.ndarray | str | bytes | Forward,
+        targets: Sequence[Target],
+        method: str = "gradcam",
+        scales: Sequence[int] | None = None,
+        layer: str | Mapping[int, str] | None = None,
+        norm: str = "per-map",
+    ) -> list[Explanation]:
+        """Explain many targets from one forward pass (one backward per scale for all)."""
+        cam = get_method(method)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        fwd = image if isinstance(image, Forward) else self.forward(image)
+        scales = list(range(self._num_heads)) if scales is None else list(scales)
+        if not scales:
+            raise ValueError("scales is empty; pass None for all scales")
+        layers = self._layers_by_scale(scales, layer)
+        per_target: list[list[tuple[int, str, np.ndarray, float]]] = [[] for _ in targets]
+        for scale in scales:
+            acts, grads, scores = self.gradients(
+                fwd, targets, scale, layers.get(scale), cam.needs_gradients
+            )
+            for i in range(len(targets)):
+                grid_map = cam.compute(acts, None if grads is None else grads[i])
+                per_target[i].append(
+                    (scale, self.layer_for(scale, layers.get(scale)), grid_map, float(scores[i]))
+                )
+        names = self.detector.class_names
+        return [
+            self._finish(fwd, target, method, norm, items, names)
+            for target, items in zip(targets, per_target, strict=True)
+        ]
+
+    def _finish(self, fwd, target, method, norm, items, names) -> Explanation:
+        resized = [self.to_image(grid_map, fwd.letterbox) for _, _, grid_map, _ in items]
+        if norm == "shared":
+            lo = min(float(r.min()) for r in resized)
+            hi = max(float(r.max()) for r in resized)
+            heatmaps = [_minmax(r, lo, hi) for r in resized]
+        else:
+            heatmaps = [_minmax(r, float(r.min()), float(r.max())) for r in resized]
+        maps = tuple(
+            ScaleMap(
+                scale=scale,
+                label=self.detector.heads[scale].label,
+                layer=layer,
+                grid_map=grid_map.astype(np.float32),
+                heatmap=heatmap,
+                score=score,
+            )
+            for (scale, layer, grid_map, score), heatmap in zip(items, heatmaps, strict=True)
+        )
+        return Explanation(
+            method=method,
+            target=target.label(names),
+            norm=norm,
+            box_xyxy=target.box_xyxy,
+            image_size=fwd.image.shape[:2],
+            maps=maps,
+        )
+
+    def to_image(self, grid_map: np.ndarray, letterbox: Letterbox) -> np.ndarray:
+        """(h, w) map over the network input -> (H, W) over the image (bilinear)."""
+        net_h, net_w = self.detector.input_size
+        img_h, img_w = letterbox.image_size
+        if letterbox.offset_x == 0 and letterbox.offset_y == 0:
+            if np.isclose(letterbox.scale_x, net_w / img_w) and np.isclose(
+                letterbox.scale_y, net_h / img_h
+            ):
+                return cv2.resize(grid_map.astype(np.float32), (img_w, img_h))
+        full = cv2.resize(grid_map.astype(np.float32), (net_w, net_h))
+        x0, y0 = round(letterbox.offset_x), round(letterbox.offset_y)
+        x1 = x0 + max(1, round(img_w * letterbox.scale_x))
+        y1 = y0 + max(1, round(img_h * letterbox.scale_y))
+        return cv2.resize(full[y0:y1, x0:x1], (img_w, img_h))
+
+    def _layers_by_scale(self, scales, layer) -> dict[int, str]:
+        for s in scales:
+            self._check_scale(s)
+        if layer is None:
+            return {}
+        if isinstance(layer, str):
+            if len(scales) != 1:
+                raise ValueError(
+                    "layer= as a single name needs exactly one scale; pass {scale: layer} "
+                    "to choose layers for several scales"
+                )
+            return {scales[0]: layer}
+        return {int(s): str(name) for s, name in layer.items()}
+
+    def _check_scale(self, scale: int) -> None:
+        if not 0 <= scale < self._num_heads:
+            raise ValueError(
+                f"scale {scale} does not exist; this model has scales "
+                f"0..{self._num_heads - 1} "
+                f"({', '.join(h.label for h in self.detector.heads)})"
+            )
+
+
+def _minmax(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Min–max normalise to [0, 1]; a constant map becomes all zeros."""
+    if hi - lo <= 1e-12 * max(1.0, abs(hi)):
+        return np.zeros_like(values, dtype=np.float32)
+    return ((values - lo) / (hi - lo)).astype(np.float32)
+
+
+def _feeds_only(model: keras.Model, layer_name: str, consumer_name: str) -> bool:
+    """True when ``layer_name``'s output is used by ``consumer_name`` and nothing else."""
+    layer = model.get_layer(layer_name)
+    consumers = {node.operation.name for node in layer._outbound_nodes}
+    consumer = model.get_layer(consumer_name)
+    if not isinstance(consumer, keras.layers.Conv2D):
+        return False
+    return consumers == {consumer_name}

@@ -1,0 +1,212 @@
+"""Targets: which differentiable score a CAM explains, one score per scale.
+
+A target says, for one scale, how much each prediction of that head counts: weights
+over the raw output and over objectness × class probability (:class:`TargetWeights`).
+Each scale's map is computed from that scale's score only. Targets are tiny,
+immutable objects (pytorch-grad-cam's idea), independent of the CAM method
+(xplique's separation of *which score* from *which method*).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from yolocam_core.detector import Detection, Letterbox
+from yolocam_core.heads import HeadInfo, decode_head
+
+
+@dataclass(frozen=True)
+class ScoreContext:
+    """What a target needs to know about the scale it scores.
+
+    Attributes:
+        head: the head being scored.
+        input_size: (height, width) of the network input.
+        letterbox: how the image maps into the network input.
+        boxes: (h, w, A, 4) decoded predicted boxes of this image at this scale, as
+            (cx, cy, w, h) in 0..1 of the network input.
+    """
+
+    head: HeadInfo
+    input_size: tuple[int, int]
+    letterbox: Letterbox
+    boxes: np.ndarray
+
+
+@dataclass(frozen=True)
+class TargetWeights:
+    """A score that is linear in the head's raw output and decoded class scores.
+
+    ``score = sum(raw * raw_weights) + sum(scores * score_weights)``, where ``scores`` is
+    objectness × class probability (h, w, A, C). Every target here has this form,
+    which lets one compiled function differentiate any of them, many at once.
+
+    Attributes:
+        raw: (h, w, A·(5+C)) float32, or None for zeros.
+        scores: (h, w, A, C) float32, or None for zeros.
+    """
+
+    raw: np.ndarray | None = None
+    scores: np.ndarray | None = None
+
+
+def weighted_score(
+    raw: tf.Tensor,
+    head: HeadInfo,
+    input_size: tuple[int, int],
+    raw_w: tf.Tensor,
+    score_w: tf.Tensor,
+) -> tf.Tensor:
+    """Differentiable target score.
+
+    Args:
+        raw: (B, h, w, A·(5+C)) raw head output.
+        head: its metadata.
+        input_size: (height, width) of the network input.
+        raw_w: (B, h, w, A·(5+C)) weights on the raw output.
+        score_w: (B, h, w, A, C) weights on objectness × class probability.
+
+    Returns:
+        (B,) scores.
+    """
+    scores = decode_head(raw, head, input_size)["scores"]
+    return tf.reduce_sum(raw * raw_w, axis=[1, 2, 3]) + tf.reduce_sum(
+        scores * score_w, axis=[1, 2, 3, 4]
+    )
+
+
+class Target:
+    """Base class: what to explain, as weights over one scale's predictions."""
+
+    #: short machine name: "detection", "class" or "seed"
+    kind: str = ""
+    #: box to draw on overlays, (x1, y1, x2, y2) in image pixels, or None
+    box_xyxy: tuple[float, float, float, float] | None = None
+
+    def weights(self, ctx: ScoreContext) -> TargetWeights:
+        """The score at the scale ``ctx.head`` (see :class:`TargetWeights`)."""
+        raise NotImplementedError
+
+    def label(self, class_names) -> str:
+        """A caption, e.g. ``"person 0.99"``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SeedTarget(Target):
+    """The article's choice: the sum of the whole raw output of the scale's head.
+
+    ``tape.gradient(predictions, conv_outputs)`` on a non-scalar ``predictions``
+    differentiates its sum, so this is the article's score exactly. It mixes box
+    offsets, objectness and every class: it explains "whatever the head does".
+    """
+
+    kind = "seed"
+
+    def weights(self, ctx: ScoreContext) -> TargetWeights:
+        h, w = ctx.head.grid
+        return TargetWeights(
+            raw=np.ones((h, w, ctx.head.num_anchors * (5 + ctx.head.num_classes)), np.float32)
+        )
+
+    def label(self, class_names) -> str:
+        return "whole head output (article)"
+
+
+def _class_weights(ctx: ScoreContext, class_id: int, where: np.ndarray) -> TargetWeights:
+    head = ctx.head
+    if not 0 <= class_id < head.num_classes:
+        raise ValueError(
+            f"class_id {class_id} is out of range for a model with {head.num_classes} classes"
+        )
+    weights = np.zeros((*head.grid, head.num_anchors, head.num_classes), np.float32)
+    weights[..., class_id] = where
+    return TargetWeights(scores=weights)
+
+
+@dataclass(frozen=True)
+class ClassTarget(Target):
+    """One class anywhere in the image: the sum over all cells and anchors of the
+    scale of objectness × class probability.
+
+    Why a sum: every prediction that votes for the class contributes in proportion to
+    its confidence, so all instances of the class are explained, while cells that do
+    not see the class contribute (and back-propagate) almost nothing because their
+    sigmoid scores and gradients are near zero. A max would explain a single instance;
+    a mean differs from the sum by a constant that normalisation removes.
+
+    Args:
+        class_id: index into the detector's class names.
+    """
+
+    class_id: int
+    kind = "class"
+
+    def weights(self, ctx: ScoreContext) -> TargetWeights:
+        return _class_weights(ctx, self.class_id, np.ones((*ctx.head.grid, ctx.head.num_anchors)))
+
+    def label(self, class_names) -> str:
+        return f"class {class_names[self.class_id]}"
+
+
+@dataclass(frozen=True)
+class DetectionTarget(Target):
+    """One detected box.
+
+    At the detection's own scale the score is exactly that prediction's
+    objectness × class probability (its cell and anchor). At the other scales, so that
+    scales can be compared on the same object, it is that class's score summed over
+    the cells whose centres lie inside the box (or, for a box smaller than a cell,
+    the cell that holds the box centre) and all their anchors, each weighted by the
+    IoU of the anchor's predicted box with the detected box (a constant: no gradient
+    flows through the weight), so predictions describing another object count little.
+
+    Args:
+        detection: from :meth:`Detector.detect`.
+    """
+
+    detection: Detection
+    kind = "detection"
+
+    @property
+    def box_xyxy(self) -> tuple[float, float, float, float]:  # type: ignore[override]
+        return self.detection.box_xyxy
+
+    def weights(self, ctx: ScoreContext) -> TargetWeights:
+        det = self.detection
+        if ctx.head.index == det.scale:
+            where = np.zeros((*ctx.head.grid, ctx.head.num_anchors), np.float32)
+            where[det.cell[0], det.cell[1], det.anchor] = 1.0
+        else:
+            where = self.cell_weights(ctx)
+        return _class_weights(ctx, det.class_id, where)
+
+    def cell_weights(self, ctx: ScoreContext) -> np.ndarray:
+        """(h, w, A) weights: IoU with the box at cells inside it, 0 elsewhere."""
+        in_h, in_w = ctx.input_size
+        grid_h, grid_w = ctx.head.grid
+        x1, y1, x2, y2 = ctx.letterbox.to_network(np.array([self.detection.box_xyxy]))[0]
+        x1, x2 = x1 / in_w, x2 / in_w
+        y1, y2 = y1 / in_h, y2 / in_h
+        cx = (np.arange(grid_w) + 0.5) / grid_w
+        cy = (np.arange(grid_h) + 0.5) / grid_h
+        inside = ((cy >= y1) & (cy <= y2))[:, None] & ((cx >= x1) & (cx <= x2))[None, :]
+        centre_row = int(np.clip((y1 + y2) / 2 * grid_h, 0, grid_h - 1))
+        centre_col = int(np.clip((x1 + x2) / 2 * grid_w, 0, grid_w - 1))
+        inside[centre_row, centre_col] = True
+        pred = ctx.boxes  # (h, w, A, 4) cx, cy, w, h
+        px1, px2 = pred[..., 0] - pred[..., 2] / 2, pred[..., 0] + pred[..., 2] / 2
+        py1, py2 = pred[..., 1] - pred[..., 3] / 2, pred[..., 1] + pred[..., 3] / 2
+        iw = np.clip(np.minimum(px2, x2) - np.maximum(px1, x1), 0, None)
+        ih = np.clip(np.minimum(py2, y2) - np.maximum(py1, y1), 0, None)
+        inter = iw * ih
+        union = pred[..., 2] * pred[..., 3] + (x2 - x1) * (y2 - y1) - inter
+        iou = inter / np.maximum(union, 1e-12)
+        return (iou * inside[:, :, None]).astype(np.float32)
+
+    def label(self, class_names) -> str:
+        det = self.detection
+        return f"{det.class_name} {det.score:.2f}"
