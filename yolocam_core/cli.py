@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -60,18 +61,52 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, with where to find help."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"yolocam: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="yolocam",
         description="Grad-CAM explanations for YOLO object detectors.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     detect = sub.add_parser("detect", help="detect objects in images")
     detect.add_argument("images", nargs="+", metavar="IMAGE")
     _add_model_options(detect)
     detect.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    from yolocam_core.cams import method_names
+
+    explain = sub.add_parser(
+        "explain",
+        help="explain a detection, a class or the whole head at every scale",
+        description="Writes one overlay PNG per scale, a side-by-side sheet PNG and the raw "
+        "grid-resolution maps (.npy).",
+    )
+    explain.add_argument("image", metavar="IMAGE")
+    _add_model_options(explain)
+    explain.add_argument(
+        "--target",
+        default="detection:0",
+        help="detection:K (K-th detection of `yolocam detect`), class:NAME, or seed "
+        "(the article's whole head output); default detection:0",
+    )
+    explain.add_argument("--method", default="gradcam", choices=method_names())
+    explain.add_argument(
+        "--scales", default="all", help="'all' or comma-separated head indices, e.g. 0,1"
+    )
+    explain.add_argument("--norm", default="per-map", choices=("per-map", "shared"))
+    explain.add_argument("--colormap", default="jet", choices=("jet", "turbo", "viridis"))
+    explain.add_argument("--opacity", type=_probability, default=0.5)
+    explain.add_argument("--out", default="yolocam-out", help="output folder (default yolocam-out)")
+    explain.add_argument("--json", action="store_true", help="print what was written as JSON")
     return parser
 
 
@@ -122,10 +157,116 @@ def run_detect(args: argparse.Namespace) -> int:
         else:
             tables.append(format_table(path, width, height, detections, detector))
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2, ensure_ascii=False))
     elif tables:
         print("\n\n".join(tables))
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def parse_target(text: str, detections, class_names):
+    """``detection:K`` | ``class:NAME`` | ``seed`` -> a Target; YolocamError if invalid."""
+    from yolocam_core.errors import YolocamError
+    from yolocam_core.targets import ClassTarget, DetectionTarget, SeedTarget
+
+    kind, _, value = text.partition(":")
+    if kind == "seed" and not value:
+        return SeedTarget()
+    if kind == "detection":
+        if not value.isdigit():
+            raise YolocamError(f"--target {text!r}: K in detection:K must be a whole number")
+        k = int(value)
+        if k >= len(detections):
+            raise YolocamError(
+                f"--target {text!r}: the image has {len(detections)} detection(s) at this "
+                f"--score; K must be below that (see `yolocam detect`)"
+            )
+        return DetectionTarget(detections[k])
+    if kind == "class" and value:
+        lowered = [n.lower() for n in class_names]
+        if value.lower() in lowered:
+            return ClassTarget(lowered.index(value.lower()))
+        if value.isdigit() and int(value) < len(class_names):
+            return ClassTarget(int(value))
+        raise YolocamError(
+            f"--target {text!r}: unknown class; the model's classes include "
+            f"{', '.join(class_names[:10])}, …"
+        )
+    raise YolocamError(f"--target {text!r}: use detection:K, class:NAME or seed")
+
+
+def parse_scales(text: str, num_heads: int) -> list[int] | None:
+    from yolocam_core.errors import YolocamError
+
+    if text == "all":
+        return None
+    try:
+        scales = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise YolocamError(f"--scales {text!r}: use 'all' or indices like 0,1") from None
+    bad = [s for s in scales if not 0 <= s < num_heads]
+    if bad or not scales:
+        raise YolocamError(
+            f"--scales {text!r}: this model has scales 0..{num_heads - 1}; got {bad or 'none'}"
+        )
+    return scales
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from yolocam_core import render
+    from yolocam_core.explainer import Explainer
+    from yolocam_core.zoo import load_detector
+
+    detector = load_detector(args.model)
+    explainer = Explainer(detector)
+    fwd = explainer.forward(args.image)
+    detections = explainer.detect(fwd, args.score, args.iou)
+    target = parse_target(args.target, detections, detector.class_names)
+    scales = parse_scales(args.scales, len(detector.heads))
+    result = explainer.explain(fwd, target, args.method, scales, norm=args.norm)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = f"{Path(args.image).stem}_{args.method}_{args.target.replace(':', '-')}"
+    slug = "".join(c if c.isalnum() or c in "-_+." else "_" for c in slug)
+    overlays = render.explanation_overlays(fwd.image, result, args.colormap, args.opacity)
+    written = []
+    for scale_map, panel in zip(result.maps, overlays, strict=True):
+        grid = f"{scale_map.grid_map.shape[0]}x{scale_map.grid_map.shape[1]}"
+        png = out / f"{slug}_scale{scale_map.scale}_{grid}.png"
+        npy = out / f"{slug}_scale{scale_map.scale}_{grid}.npy"
+        Image.fromarray(panel).save(png)
+        np.save(npy, scale_map.grid_map)
+        written.append(
+            {
+                "scale": scale_map.scale,
+                "label": scale_map.label,
+                "layer": scale_map.layer,
+                "score": scale_map.score,
+                "overlay": str(png),
+                "raw_map": str(npy),
+            }
+        )
+    sheet_path = out / f"{slug}_sheet.png"
+    Image.fromarray(render.sheet(fwd.image, result, args.colormap, args.opacity)).save(sheet_path)
+    if args.json:
+        report = {
+            "image": args.image,
+            "method": args.method,
+            "target": result.target,
+            "norm": args.norm,
+            "sheet": str(sheet_path),
+            "scales": written,
+        }
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(f"{args.image}: {args.method} · {result.target}")
+        for item in written:
+            print(f"  {item['label']:<20} score {item['score']:.4g}  {item['overlay']}")
+        print(f"  sheet: {sheet_path}")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from yolocam_core.errors import YolocamError
 
     try:
-        return {"detect": run_detect}[args.command](args)
+        return {"detect": run_detect, "explain": run_explain}[args.command](args)
     except YolocamError as exc:
         _error(str(exc))
         return EXIT_FAILED
