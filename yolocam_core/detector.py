@@ -144,21 +144,30 @@ class Detector:
             (1, h, w, 3) float32 network input, and the mapping back to the image.
         """
         net_h, net_w = self.input_size
-        img_h, img_w = image.shape[:2]
+        box = self.letterbox_for(image.shape[:2])
         if not self.letterbox:
             resized = cv2.resize(image, (net_w, net_h), interpolation=cv2.INTER_LINEAR)
-            box = Letterbox((img_h, img_w), net_w / img_w, net_h / img_h, 0.0, 0.0)
         else:
-            scale = min(net_w / img_w, net_h / img_h)
-            new_w, new_h = max(1, round(img_w * scale)), max(1, round(img_h * scale))
-            off_x, off_y = (net_w - new_w) // 2, (net_h - new_h) // 2
+            new_w = round(image.shape[1] * box.scale_x)
+            new_h = round(image.shape[0] * box.scale_y)
+            x0, y0 = int(box.offset_x), int(box.offset_y)
             resized = np.full((net_h, net_w, 3), 128, dtype=np.uint8)
-            resized[off_y : off_y + new_h, off_x : off_x + new_w] = cv2.resize(
+            resized[y0 : y0 + new_h, x0 : x0 + new_w] = cv2.resize(
                 image, (new_w, new_h), interpolation=cv2.INTER_LINEAR
             )
-            box = Letterbox((img_h, img_w), new_w / img_w, new_h / img_h, off_x, off_y)
         tensor = resized.astype(np.float32)[None] / np.float32(255.0)
         return tensor, box
+
+    def letterbox_for(self, image_size: tuple[int, int]) -> Letterbox:
+        """How an image of (height, width) is placed in the network input."""
+        net_h, net_w = self.input_size
+        img_h, img_w = image_size
+        if not self.letterbox:
+            return Letterbox((img_h, img_w), net_w / img_w, net_h / img_h, 0.0, 0.0)
+        scale = min(net_w / img_w, net_h / img_h)
+        new_w, new_h = max(1, round(img_w * scale)), max(1, round(img_h * scale))
+        off_x, off_y = (net_w - new_w) // 2, (net_h - new_h) // 2
+        return Letterbox((img_h, img_w), new_w / img_w, new_h / img_h, off_x, off_y)
 
     # -- forward and decode ----------------------------------------------------------
 

@@ -280,6 +280,28 @@ class Explainer:
                 self._gradient_models[key] = graph
             return self._gradient_models[key]
 
+    def candidate_layers(self, scale: int) -> list[str]:
+        """Layers a CAM can use for ``scale``: spatial (B, h, w, K) layers that feed
+        the head, in model order (the default, ``heads[scale].cam_layer``, included)."""
+        self._check_scale(scale)
+        model = self.detector.keras_model
+        head_layer = model.get_layer(self.detector.heads[scale].output_name)
+        seen: set[str] = set()
+        stack = list(head_layer._inbound_nodes)
+        while stack:
+            node = stack.pop()
+            for parent in node.parent_nodes:
+                name = parent.operation.name
+                if name not in seen:
+                    seen.add(name)
+                    stack.extend(parent.operation._inbound_nodes)
+        skip = (keras.layers.InputLayer, keras.layers.ZeroPadding2D)
+        return [
+            layer.name
+            for layer in model.layers
+            if layer.name in seen and not isinstance(layer, skip) and len(layer.output.shape) == 4
+        ]
+
     # -- maps ------------------------------------------------------------------------
 
     def explain(
