@@ -1,0 +1,37 @@
+"""Compare methods: a grid of methods × scales for the same target."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from yolocam_app.views import context_or_stop, target_ui
+from yolocam_core import render
+from yolocam_core.cams import get_method, method_names
+
+st.title("Compare CAM methods")
+st.caption("The same target explained by each method (rows) at each scale (columns).")
+settings = st.session_state["settings"]
+ctx = context_or_stop(settings)
+
+target = target_ui(ctx, key="compare_target")
+methods = st.multiselect(
+    "Methods",
+    method_names(),
+    default=method_names(),
+    format_func=lambda m: get_method(m).title,
+    key="compare_methods",
+)
+scales = tuple(range(len(ctx.detector.heads)))
+header = st.columns([1] + [3] * len(scales))
+header[0].markdown("**method**")
+for column, head in zip(header[1:], ctx.detector.heads, strict=True):
+    column.markdown(f"**{head.label}**")
+for method in methods:
+    explanation = ctx.explain(target, method, scales)
+    panels = render.explanation_overlays(
+        ctx.image, explanation, settings.colormap, settings.opacity
+    )
+    row = st.columns([1] + [3] * len(scales))
+    row[0].markdown(f"**{get_method(method).title}**")
+    for column, panel, m in zip(row[1:], panels, explanation.maps, strict=True):
+        column.image(panel, caption=f"score {m.score:.3g}", width="stretch")

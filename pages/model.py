@@ -1,0 +1,66 @@
+"""Model: heads, classes, and (for experts) the layer each scale is explained at."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from yolocam_app import resources
+
+settings = st.session_state["settings"]
+explainer = resources.get_explainer(settings.model_name)
+detector = explainer.detector
+
+st.title(f"Model · {detector.name}")
+h, w = detector.input_size
+st.caption(
+    f"Input {w}×{h}, {'letterboxed' if detector.letterbox else 'resized'}, "
+    f"{detector.num_classes} classes, {len(detector.heads)} heads, "
+    f"{detector.keras_model.count_params():,} parameters."
+)
+st.subheader("Heads")
+st.dataframe(
+    [
+        {
+            "scale": head.index,
+            "grid": f"{head.grid[0]}×{head.grid[1]}",
+            "stride": head.stride,
+            "anchors (w×h px)": ", ".join(f"{aw:g}×{ah:g}" for aw, ah in head.anchors),
+            "scale_x_y": head.scale_x_y,
+            "CAM layer (default)": head.cam_layer,
+            "head output": head.output_name,
+        }
+        for head in detector.heads
+    ],
+    hide_index=True,
+    width="stretch",
+)
+
+st.subheader("Layer used for each scale (experts)")
+st.caption(
+    "By default each scale is explained at the layer that feeds its head's final "
+    "convolution. Earlier layers give coarser-to-finer, less class-specific maps."
+)
+chosen = dict(st.session_state.get("layers", {}))
+for head in detector.heads:
+    options = explainer.candidate_layers(head.index)
+    current = chosen.get(head.index, head.cam_layer)
+    layer = st.selectbox(
+        f"{head.label}",
+        options,
+        index=options.index(current) if current in options else options.index(head.cam_layer),
+        key=f"layer_{head.index}",
+    )
+    if layer == head.cam_layer:
+        chosen.pop(head.index, None)
+    else:
+        chosen[head.index] = layer
+st.session_state["layers"] = chosen
+if chosen:
+    st.info(f"Custom layers in use: {chosen}. Choose the default to go back.")
+
+st.subheader("Classes")
+st.dataframe(
+    [{"id": k, "name": name} for k, name in enumerate(detector.class_names)],
+    hide_index=True,
+    height=300,
+)

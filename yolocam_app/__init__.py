@@ -1,0 +1,1 @@
+"""The Streamlit front end of yolocam: thin widgets over :mod:`yolocam_core`."""

@@ -1,0 +1,172 @@
+"""Widgets and views shared by the pages. Each ``*_ui`` draws and returns a value."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from yolocam_app import resources
+from yolocam_app.resources import TargetSpec
+from yolocam_app.sidebar import Settings
+from yolocam_core import render
+from yolocam_core.errors import YolocamError
+
+PLOTLY_COLORSCALES = {"jet": "Jet", "turbo": "Turbo", "viridis": "Viridis"}
+
+
+class Context:
+    """The current image, its detections and the shared explainer, for one run."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.explainer = resources.get_explainer(settings.model_name)
+        self.detector = self.explainer.detector
+        self.key = resources.image_key(settings.image_bytes or b"")
+        self.image, self.original_size = resources.decode_image(self.key, settings.image_bytes)
+        self.detections = resources.detect(
+            settings.model_name, self.key, self.image, settings.score, settings.iou
+        )
+
+    def explain(self, target: TargetSpec, method: str, scales: tuple[int, ...]):
+        s = self.settings
+        layers = tuple(sorted(st.session_state.get("layers", {}).items()))
+        return resources.explain(
+            s.model_name,
+            self.key,
+            self.image,
+            s.score,
+            s.iou,
+            target,
+            method,
+            scales,
+            s.norm,
+            layers,
+        )
+
+
+def context_or_stop(settings: Settings) -> Context:
+    """The page's context; on bad input an ``st.error`` says why and the page stops."""
+    if settings.image_bytes is None:
+        st.info("Upload a photo in the sidebar (JPEG, PNG, WebP or BMP), or pick a sample.")
+        st.stop()
+    try:
+        return Context(settings)
+    except YolocamError as exc:
+        st.error(f"Cannot use this file: {exc}. Try another photo, or pick a sample.")
+        st.stop()
+    raise AssertionError("unreachable")
+
+
+def target_ui(ctx: Context, key: str = "target") -> TargetSpec:
+    """Choose one detection, one class, or the article's whole-output mode."""
+    kinds = ["One detection", "A class", "Whole head output (article)"]
+    if not ctx.detections:
+        kinds = kinds[1:]
+    kind = st.radio("Explain", kinds, horizontal=True, key=f"{key}_kind")
+    if kind == "One detection":
+        k = st.selectbox(
+            "Detection",
+            range(len(ctx.detections)),
+            format_func=lambda i: f"#{i} {ctx.detector.describe(ctx.detections[i])}",
+            key=f"{key}_detection",
+        )
+        return TargetSpec("detection", int(k))
+    if kind == "A class":
+        names = ctx.detector.class_names
+        detected = list(dict.fromkeys(d.class_id for d in ctx.detections))
+        order = detected + [c for c in range(len(names)) if c not in detected]
+        c = st.selectbox(
+            "Class (detected ones first)",
+            order,
+            format_func=lambda i: f"{names[i]}{' (detected)' if i in detected else ''}",
+            key=f"{key}_class",
+        )
+        return TargetSpec("class", int(c))
+    return TargetSpec("seed")
+
+
+def scales_ui(ctx: Context, key: str = "scales") -> tuple[int, ...]:
+    """All scales side by side, or one."""
+    heads = ctx.detector.heads
+    mode = st.radio("Scales", ["All side by side", "One"], horizontal=True, key=f"{key}_mode")
+    if mode == "All side by side":
+        return tuple(range(len(heads)))
+    one = st.selectbox(
+        "Scale", range(len(heads)), format_func=lambda s: heads[s].label, key=f"{key}_one"
+    )
+    return (int(one),)
+
+
+def overlays_ui(ctx: Context, explanation) -> None:
+    """One column per scale: the overlay captioned with grid, stride and score."""
+    s = ctx.settings
+    panels = render.explanation_overlays(ctx.image, explanation, s.colormap, s.opacity)
+    for column, panel, m in zip(st.columns(len(panels)), panels, explanation.maps, strict=True):
+        column.image(panel, caption=f"{m.label} · score {m.score:.3g}", width="stretch")
+
+
+def heatmap_figure(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    grid: tuple[int, int],
+    to_network,
+    stride: int,
+    box=None,
+    colormap: str = "jet",
+    opacity: float = 0.5,
+    max_side: int = 160,
+) -> go.Figure:
+    """A plotly view of one heatmap over the photo: hover shows value and grid cell.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        heatmap: (H, W) in [0, 1].
+        grid: (rows, cols) of the scale's grid.
+        to_network: Letterbox.to_network of the image (maps image px to network px).
+        stride: network pixels per cell.
+        box: (x1, y1, x2, y2) target box in image pixels, or None.
+        max_side: the heatmap layer is subsampled to at most this many cells a side.
+    """
+    height, width = heatmap.shape
+    step = max(1, int(np.ceil(max(height, width) / max_side)))
+    ys = np.arange(step // 2, height, step)
+    xs = np.arange(step // 2, width, step)
+    values = heatmap[np.ix_(ys, xs)]
+    corners = np.stack([xs, np.zeros_like(xs), xs, np.zeros_like(xs)], axis=1)
+    net_x = to_network(corners.astype(float))[:, 0]
+    corners = np.stack([np.zeros_like(ys), ys, np.zeros_like(ys), ys], axis=1)
+    net_y = to_network(corners.astype(float))[:, 1]
+    cols = np.clip((net_x // stride).astype(int), 0, grid[1] - 1)
+    rows = np.clip((net_y // stride).astype(int), 0, grid[0] - 1)
+    cells = np.stack(np.broadcast_arrays(rows[:, None], cols[None, :]), axis=-1)
+    figure = go.Figure()
+    figure.add_trace(go.Image(z=image, hoverinfo="skip"))
+    figure.add_trace(
+        go.Heatmap(
+            z=values,
+            x=xs,
+            y=ys,
+            customdata=cells,
+            colorscale=PLOTLY_COLORSCALES[colormap],
+            zmin=0.0,
+            zmax=1.0,
+            opacity=opacity,
+            hovertemplate="value %{z:.3f}<br>grid cell (row %{customdata[0]}, "
+            "col %{customdata[1]})<br>pixel (%{x}, %{y})<extra></extra>",
+            colorbar={"title": "heat", "thickness": 12},
+        )
+    )
+    if box is not None:
+        x1, y1, x2, y2 = box
+        figure.add_shape(
+            type="rect", x0=x1, y0=y1, x1=x2, y1=y2, line={"color": "white", "width": 2}
+        )
+    figure.update_layout(
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        height=min(640, max(320, int(560 * height / max(width, 1)))),
+        dragmode="zoom",
+    )
+    figure.update_xaxes(visible=False, range=[0, width])
+    figure.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
+    return figure
