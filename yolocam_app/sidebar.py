@@ -30,10 +30,48 @@ class Settings:
     norm: str
 
 
+PAGES = (
+    ("app.py", "Explore", "🔎"),
+    ("pages/1_Compare_methods.py", "Compare methods", "🧪"),
+    ("pages/2_Model.py", "Model", "🧠"),
+)
+# Sidebar widget keys whose values must survive a change of page (Streamlit forgets
+# the state of widgets that a page does not draw, and every page is its own script).
+PERSISTENT_KEYS = (
+    "model",
+    "source",
+    "sample",
+    "score",
+    "iou",
+    "method",
+    "norm",
+    "colormap",
+    "opacity",
+)
+
+
+def page_setup() -> Settings:
+    """Every page starts with this: page config, navigation and the shared sidebar."""
+    st.set_page_config(
+        page_title="yolocam · why did the detector fire?", page_icon="🔥", layout="wide"
+    )
+    for key in PERSISTENT_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+    return sidebar_ui()
+
+
+def _remember_upload() -> None:
+    upload = st.session_state.get("upload")
+    st.session_state["uploaded"] = (upload.name, upload.getvalue()) if upload else None
+
+
 def sidebar_ui() -> Settings:
-    """Draw the shared sidebar and return its values."""
+    """Draw the shared sidebar (navigation included) and return its values."""
     bar = st.sidebar
     bar.header("yolocam")
+    for path, label, icon in PAGES:
+        bar.page_link(path, label=label, icon=icon)
     model_name = bar.selectbox(
         "Model",
         list(ZOO),
@@ -46,11 +84,14 @@ def sidebar_ui() -> Settings:
         name = bar.selectbox("Sample", list(photos), key="sample")
         data: bytes | None = photos[name]
     else:
-        upload = bar.file_uploader(
-            "Photo (JPEG, PNG, WebP or BMP)", type=UPLOAD_TYPES, key="upload"
+        bar.file_uploader(
+            "Photo (JPEG, PNG, WebP or BMP)",
+            type=UPLOAD_TYPES,
+            key="upload",
+            on_change=_remember_upload,
         )
-        name = upload.name if upload is not None else ""
-        data = upload.getvalue() if upload is not None else None
+        # Kept in the session so that it survives a change of page.
+        name, data = st.session_state.get("uploaded") or ("", None)
     bar.subheader("Detection")
     score = bar.slider("Score threshold", 0.05, 0.95, 0.25, 0.05, key="score")
     iou = bar.slider("NMS IoU threshold", 0.1, 0.9, 0.45, 0.05, key="iou")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from yolocam_app.sidebar import page_setup
 from yolocam_app.views import context_or_stop, target_ui
 from yolocam_core import render
 from yolocam_core.cams import get_method, method_names
 
+settings = page_setup()
 st.title("Compare CAM methods")
 st.caption("The same target explained by each method (rows) at each scale (columns).")
-settings = st.session_state["settings"]
 ctx = context_or_stop(settings)
 
 target = target_ui(ctx, key="compare_target")

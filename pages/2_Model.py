@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from yolocam_app import resources
+from yolocam_app.sidebar import page_setup
 
-settings = st.session_state["settings"]
+settings = page_setup()
 explainer = resources.get_explainer(settings.model_name)
 detector = explainer.detector
 

@@ -1,0 +1,155 @@
+"""Headless tests of every page with streamlit.testing.v1.AppTest and the real model."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 180  # the first run converts or loads the model
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def overlay_captions(at: AppTest) -> list[str]:
+    """Captions of the heatmap overlays (they name the scale's grid and stride)."""
+    return [c for img in at.get("image") for c in img.captions if "stride" in c]
+
+
+def test_default_state_detects_and_explains_a_sample(app):
+    assert not app.error
+    assert app.title[0].value == "Why did the detector fire?"
+    captions = overlay_captions(app)
+    assert len(captions) == 2  # yolov4-tiny: 13×13 and 26×26
+    assert captions[0].startswith("13×13 · stride 32") and captions[1].startswith(
+        "26×26 · stride 16"
+    )
+    assert any("detection(s)" in c for img in app.get("image") for c in img.captions)
+    assert app.subheader[1].value.startswith("gradcam · person")  # the top detection
+    assert len(app.get("download_button")) == 3
+
+
+def test_switching_target_scale_and_method_changes_the_view(app):
+    first = app.subheader[1].value
+    app.selectbox(key="target_detection").set_value(3).run()
+    assert app.subheader[1].value != first and "bus" in app.subheader[1].value
+    app.radio(key="target_kind").set_value("A class").run()
+    assert app.subheader[1].value.startswith("gradcam · class ")
+    app.radio(key="target_kind").set_value("Whole head output (article)").run()
+    assert "whole head output" in app.subheader[1].value
+    app.radio(key="scales_mode").set_value("One").run()
+    app.selectbox(key="scales_one").set_value(1).run()
+    assert [c.split(" · score")[0] for c in overlay_captions(app)] == ["26×26 · stride 16"]
+    app.sidebar.selectbox(key="method").set_value("gradcam++").run()
+    assert app.subheader[1].value.startswith("gradcam++ ·")
+    assert not app.exception and not app.error
+
+
+def test_drawing_options_do_not_recompute(app, monkeypatch):
+    from yolocam_core.explainer import Explainer
+
+    calls = []
+    original = Explainer.explain_many
+    monkeypatch.setattr(
+        Explainer, "explain_many", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    )
+    app.sidebar.selectbox(key="colormap").set_value("viridis").run()
+    app.sidebar.slider(key="opacity").set_value(0.8).run()
+    assert calls == []
+    app.sidebar.selectbox(key="method").set_value("layercam").run()
+    assert calls == [1]
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_a_good_photo(app, sample_rgb):
+    app.sidebar.radio(key="source").set_value("Upload").run()
+    assert app.info and "Upload a photo" in app.info[0].value
+    app.sidebar.file_uploader(key="upload").upload(
+        "street.png", _png(sample_rgb["zidane.jpg"]), "image/png"
+    ).run()
+    assert not app.exception and not app.error
+    assert len(overlay_captions(app)) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("notes.png", b"this is plain text, not a picture", "not an image file"),
+        ("empty.jpg", b"", "empty"),
+        ("cut.jpg", None, "truncated or corrupt"),
+    ],
+)
+def test_bad_upload_shows_an_error_and_the_app_keeps_running(app, samples, name, content, message):
+    if content is None:
+        content = samples["bus.jpg"].read_bytes()[:20000]
+    app.sidebar.radio(key="source").set_value("Upload").run()
+    app.sidebar.file_uploader(key="upload").upload(name, content, "image/jpeg").run()
+    assert not app.exception
+    assert len(app.error) == 1 and message in app.error[0].value
+    assert overlay_captions(app) == []
+    # Back to a sample: everything works again in the same session.
+    app.sidebar.radio(key="source").set_value("Sample photo").run()
+    assert not app.error and len(overlay_captions(app)) == 2
+
+
+def test_huge_image_is_refused_with_a_clear_error(app):
+    # 10,000 × 10,000 = 100 million pixels, as a tiny PNG (one colour compresses well).
+    big = Image.new("L", (10_000, 10_000), 128)
+    buffer = io.BytesIO()
+    big.save(buffer, format="PNG")
+    app.sidebar.radio(key="source").set_value("Upload").run()
+    app.sidebar.file_uploader(key="upload").upload("huge.png", buffer.getvalue(), "image/png").run()
+    assert not app.exception
+    assert len(app.error) == 1 and "100,000,000 pixels" in app.error[0].value
+
+
+def test_compare_methods_page_shows_methods_by_scales(app):
+    app.switch_page("pages/1_Compare_methods.py").run()
+    assert not app.exception
+    images = app.get("image")
+    assert len(images) == 6 * 2  # six methods × two scales
+    app.multiselect(key="compare_methods").set_value(["gradcam", "eigencam"]).run()
+    assert len(app.get("image")) == 2 * 2
+
+
+def test_model_page_lists_heads_and_lets_experts_pick_a_layer(app):
+    app.switch_page("pages/2_Model.py").run()
+    assert not app.exception
+    assert app.title[0].value == "Model · yolov4-tiny"
+    heads = app.dataframe[0].value
+    assert list(heads["grid"]) == ["13×13", "26×26"]
+    assert list(heads["CAM layer (default)"]) == ["conv_28_leaky", "conv_35_leaky"]
+    app.selectbox(key="layer_0").set_value("conv_27_leaky").run()
+    assert app.session_state["layers"] == {0: "conv_27_leaky"}
+    app.switch_page("app.py").run()
+    assert not app.exception and len(overlay_captions(app)) == 2
+
+
+def test_sidebar_choices_and_upload_survive_a_change_of_page(app, sample_rgb):
+    app.sidebar.selectbox(key="method").set_value("hirescam").run()
+    app.sidebar.radio(key="source").set_value("Upload").run()
+    app.sidebar.file_uploader(key="upload").upload(
+        "street.png", _png(sample_rgb["zidane.jpg"]), "image/png"
+    ).run()
+    app.switch_page("pages/1_Compare_methods.py").run()
+    assert app.sidebar.selectbox(key="method").value == "hirescam"
+    assert app.sidebar.radio(key="source").value == "Upload"
+    assert not app.info and not app.error  # the uploaded photo is still there
+    app.switch_page("app.py").run()
+    assert app.subheader[1].value.startswith("hirescam ·")
