@@ -1,5 +1,9 @@
-"""yolocam web app: `streamlit run app.py`. This is the Explore page: detections, one
-target, every scale side by side, an interactive view. Other pages are in pages/."""
+"""yolocam web app: `streamlit run app.py`.
+
+This is the Explore page: detections, one target, every scale side by side, an
+interactive view and downloads. The other pages are in pages/; all share the sidebar
+of yolocam_app.sidebar.
+"""
 
 from __future__ import annotations
 
@@ -13,22 +17,34 @@ from yolocam_core import render
 settings = page_setup()
 st.title("Why did the detector fire?")
 st.caption(
-    "A heatmap shows which parts of the photo raised the chosen score at one head "
-    "scale: red regions pushed it up most. Coarse heads (13×13) see whole objects, "
-    "finer heads see parts."
+    "Each heatmap shows which parts of the photo raised the chosen score at one head "
+    "scale (red: most). Coarse heads (13×13) tend to see whole objects, finer heads parts."
 )
 ctx = context_or_stop(settings)
 
-left, right = st.columns([3, 2])
-with left:
-    st.image(
-        render.draw_detections(ctx.image, ctx.detections),
-        caption=f"{settings.image_name} · {len(ctx.detections)} detection(s) "
-        f"at score ≥ {settings.score:.2f}",
-        width="stretch",
-    )
-with right:
-    st.subheader("Detections")
+controls = st.columns([3, 4, 3])
+with controls[0]:
+    target_kind = target_ui(ctx, part="kind")
+with controls[1]:
+    target = target_ui(ctx, part="choice", kind=target_kind)
+with controls[2]:
+    scales = scales_ui(ctx)
+
+explanation = ctx.explain(target, settings.method, scales)
+st.subheader(f"{explanation.method} · {explanation.target}")
+row = st.columns(1 + len(explanation.maps))
+row[0].image(
+    render.draw_detections(ctx.image, ctx.detections),
+    caption=f"{settings.image_name} · {len(ctx.detections)} detection(s) "
+    f"at score ≥ {settings.score:.2f}",
+    width="stretch",
+    output_format="JPEG",
+)
+overlays_ui(ctx, explanation, row[1:])
+
+table, interactive = st.columns([2, 3])
+with table:
+    st.markdown("**Detections**")
     if ctx.detections:
         st.dataframe(
             [
@@ -47,29 +63,46 @@ with right:
         )
     else:
         st.info("No detection at this score threshold: lower it, or explain a class.")
-    target = target_ui(ctx)
-    scales = scales_ui(ctx)
-
-explanation = ctx.explain(target, settings.method, scales)
-st.subheader(f"{explanation.method} · {explanation.target}")
-overlays_ui(ctx, explanation)
-
-with st.expander("Interactive view: hover for values and grid cells, drag to zoom", expanded=True):
+    # Built only when clicked (callables run on their own thread).
+    stem = settings.image_name.rsplit(".", 1)[0] or "image"
+    st.download_button(
+        "Sheet of all scales (PNG)",
+        lambda: downloads.sheet_png(ctx.image, explanation, settings.colormap, settings.opacity),
+        file_name=f"{stem}_{explanation.method}_sheet.png",
+        mime="image/png",
+        icon=":material/download:",
+    )
+    st.download_button(
+        "Raw maps (.npy in a zip)",
+        lambda: downloads.maps_zip(explanation),
+        file_name=f"{stem}_{explanation.method}_maps.zip",
+        mime="application/zip",
+        icon=":material/download:",
+    )
+    st.download_button(
+        "Detections (JSON)",
+        lambda: downloads.detections_json(settings.image_name, ctx.image.shape[:2], ctx.detections),
+        file_name=f"{stem}_detections.json",
+        mime="application/json",
+        icon=":material/download:",
+    )
+with interactive:
+    st.markdown("**Interactive view** · hover for values and grid cells, drag to zoom")
     chosen = st.selectbox(
         "Heatmap",
         range(len(explanation.maps)),
         format_func=lambda i: explanation.maps[i].label,
         key="interactive_scale",
+        label_visibility="collapsed",
     )
     m = explanation.maps[chosen]
     head = ctx.detector.heads[m.scale]
-    letterbox = ctx.detector.letterbox_for(ctx.image.shape[:2])
     st.plotly_chart(
         heatmap_figure(
             ctx.image,
             m.heatmap,
             head.grid,
-            letterbox.to_network,
+            ctx.detector.letterbox_for(ctx.image.shape[:2]).to_network,
             head.stride,
             explanation.box_xyxy,
             settings.colormap,
@@ -77,24 +110,3 @@ with st.expander("Interactive view: hover for values and grid cells, drag to zoo
         ),
         key="interactive",
     )
-
-stem = settings.image_name.rsplit(".", 1)[0] or "image"
-c1, c2, c3 = st.columns(3)
-c1.download_button(
-    "Sheet (PNG)",
-    downloads.sheet_png(ctx.image, explanation, settings.colormap, settings.opacity),
-    file_name=f"{stem}_{explanation.method}_sheet.png",
-    mime="image/png",
-)
-c2.download_button(
-    "Raw maps (.npy in a zip)",
-    downloads.maps_zip(explanation),
-    file_name=f"{stem}_{explanation.method}_maps.zip",
-    mime="application/zip",
-)
-c3.download_button(
-    "Detections (JSON)",
-    downloads.detections_json(settings.image_name, ctx.image.shape[:2], ctx.detections),
-    file_name=f"{stem}_detections.json",
-    mime="application/json",
-)

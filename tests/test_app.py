@@ -22,6 +22,11 @@ def app() -> AppTest:
     return at
 
 
+def heading(at: AppTest) -> str:
+    """The "<method> · <target>" heading above the overlays."""
+    return next(h.value for h in at.main.subheader if " · " in h.value)
+
+
 def overlay_captions(at: AppTest) -> list[str]:
     """Captions of the heatmap overlays (they name the scale's grid and stride)."""
     return [c for img in at.get("image") for c in img.captions if "stride" in c]
@@ -36,23 +41,23 @@ def test_default_state_detects_and_explains_a_sample(app):
         "26×26 · stride 16"
     )
     assert any("detection(s)" in c for img in app.get("image") for c in img.captions)
-    assert app.subheader[1].value.startswith("gradcam · person")  # the top detection
+    assert heading(app).startswith("gradcam · person")  # the top detection
     assert len(app.get("download_button")) == 3
 
 
 def test_switching_target_scale_and_method_changes_the_view(app):
-    first = app.subheader[1].value
+    first = heading(app)
     app.selectbox(key="target_detection").set_value(3).run()
-    assert app.subheader[1].value != first and "bus" in app.subheader[1].value
+    assert heading(app) != first and "bus" in heading(app)
     app.radio(key="target_kind").set_value("A class").run()
-    assert app.subheader[1].value.startswith("gradcam · class ")
+    assert heading(app).startswith("gradcam · class ")
     app.radio(key="target_kind").set_value("Whole head output (article)").run()
-    assert "whole head output" in app.subheader[1].value
+    assert "whole head output" in heading(app)
     app.radio(key="scales_mode").set_value("One").run()
     app.selectbox(key="scales_one").set_value(1).run()
     assert [c.split(" · score")[0] for c in overlay_captions(app)] == ["26×26 · stride 16"]
     app.sidebar.selectbox(key="method").set_value("gradcam++").run()
-    assert app.subheader[1].value.startswith("gradcam++ ·")
+    assert heading(app).startswith("gradcam++ ·")
     assert not app.exception and not app.error
 
 
@@ -152,4 +157,4 @@ def test_sidebar_choices_and_upload_survive_a_change_of_page(app, sample_rgb):
     assert app.sidebar.radio(key="source").value == "Upload"
     assert not app.info and not app.error  # the uploaded photo is still there
     app.switch_page("app.py").run()
-    assert app.subheader[1].value.startswith("hirescam ·")
+    assert heading(app).startswith("hirescam ·")

@@ -19,6 +19,13 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_bytes(image: np.ndarray, quality: int = 85) -> bytes:
+    """(H, W, 3) uint8 RGB -> JPEG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 def sheet_png(image: np.ndarray, explanation, colormap: str, opacity: float) -> bytes:
     return png_bytes(render.sheet(image, explanation, colormap, opacity))
 

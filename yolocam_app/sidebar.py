@@ -1,4 +1,4 @@
-"""The one sidebar every page shares, drawn once per run by ``app.py``."""
+"""The one sidebar every page shares: ``page_setup()`` starts every page."""
 
 from __future__ import annotations
 
@@ -13,6 +13,24 @@ from yolocam_core.zoo import DEFAULT_MODEL, ZOO
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 NORM_LABELS = {"per-map": "Per map (as the article)", "shared": "Shared across scales"}
+PAGES = (
+    ("app.py", "Explore", ":material/search:"),
+    ("pages/1_Compare_methods.py", "Compare methods", ":material/grid_view:"),
+    ("pages/2_Model.py", "Model", ":material/account_tree:"),
+)
+# Sidebar widgets' initial values. They live in the session state under the widget's
+# key and are re-assigned on every page: Streamlit forgets the state of widgets that
+# a page does not draw, and every page is its own script.
+DEFAULTS = {
+    "model": DEFAULT_MODEL,
+    "source": "Sample photo",
+    "score": 0.25,
+    "iou": 0.45,
+    "method": "gradcam",
+    "norm": "per-map",
+    "colormap": "jet",
+    "opacity": 0.5,
+}
 
 
 @dataclass(frozen=True)
@@ -30,34 +48,15 @@ class Settings:
     norm: str
 
 
-PAGES = (
-    ("app.py", "Explore", "🔎"),
-    ("pages/1_Compare_methods.py", "Compare methods", "🧪"),
-    ("pages/2_Model.py", "Model", "🧠"),
-)
-# Sidebar widget keys whose values must survive a change of page (Streamlit forgets
-# the state of widgets that a page does not draw, and every page is its own script).
-PERSISTENT_KEYS = (
-    "model",
-    "source",
-    "sample",
-    "score",
-    "iou",
-    "method",
-    "norm",
-    "colormap",
-    "opacity",
-)
-
-
 def page_setup() -> Settings:
-    """Every page starts with this: page config, navigation and the shared sidebar."""
+    """Every page starts with this: page config, then the shared sidebar."""
     st.set_page_config(
         page_title="yolocam · why did the detector fire?", page_icon="🔥", layout="wide"
     )
-    for key in PERSISTENT_KEYS:
-        if key in st.session_state:
-            st.session_state[key] = st.session_state[key]
+    for key, value in DEFAULTS.items():
+        st.session_state[key] = st.session_state.get(key, value)
+    if "sample" in st.session_state:
+        st.session_state["sample"] = st.session_state["sample"]
     return sidebar_ui()
 
 
@@ -72,12 +71,7 @@ def sidebar_ui() -> Settings:
     bar.header("yolocam")
     for path, label, icon in PAGES:
         bar.page_link(path, label=label, icon=icon)
-    model_name = bar.selectbox(
-        "Model",
-        list(ZOO),
-        index=list(ZOO).index(DEFAULT_MODEL),
-        help=ZOO[DEFAULT_MODEL].description,
-    )
+    model_name = bar.selectbox("Model", list(ZOO), help=ZOO[DEFAULT_MODEL].description, key="model")
     source = bar.radio("Image", ["Sample photo", "Upload"], horizontal=True, key="source")
     if source == "Sample photo":
         photos = resources.samples()
@@ -93,13 +87,12 @@ def sidebar_ui() -> Settings:
         # Kept in the session so that it survives a change of page.
         name, data = st.session_state.get("uploaded") or ("", None)
     bar.subheader("Detection")
-    score = bar.slider("Score threshold", 0.05, 0.95, 0.25, 0.05, key="score")
-    iou = bar.slider("NMS IoU threshold", 0.1, 0.9, 0.45, 0.05, key="iou")
+    score = bar.slider("Score threshold", 0.05, 0.95, step=0.05, key="score")
+    iou = bar.slider("NMS IoU threshold", 0.1, 0.9, step=0.05, key="iou")
     bar.subheader("Explanation")
     method = bar.selectbox(
         "CAM method",
         method_names(),
-        index=method_names().index("gradcam"),
         format_func=lambda m: get_method(m).title,
         key="method",
         help="seed = the article's guided Grad-CAM; eigencam needs no gradients.",
@@ -112,5 +105,5 @@ def sidebar_ui() -> Settings:
         help="Per map stretches each scale to [0, 1]; shared keeps scales comparable.",
     )
     colormap = bar.selectbox("Colour map", list(COLORMAPS), key="colormap")
-    opacity = bar.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
+    opacity = bar.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key="opacity")
     return Settings(model_name, name, data, score, iou, method, colormap, opacity, norm)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+
+import cv2
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from yolocam_app import resources
+from yolocam_app import downloads, resources
 from yolocam_app.resources import TargetSpec
 from yolocam_app.sidebar import Settings
 from yolocam_core import render
@@ -58,12 +61,22 @@ def context_or_stop(settings: Settings) -> Context:
     raise AssertionError("unreachable")
 
 
-def target_ui(ctx: Context, key: str = "target") -> TargetSpec:
-    """Choose one detection, one class, or the article's whole-output mode."""
-    kinds = ["One detection", "A class", "Whole head output (article)"]
-    if not ctx.detections:
-        kinds = kinds[1:]
-    kind = st.radio("Explain", kinds, horizontal=True, key=f"{key}_kind")
+TARGET_KINDS = ("One detection", "A class", "Whole head output (article)")
+
+
+def target_ui(
+    ctx: Context, key: str = "target", part: str = "both", kind: str | None = None
+) -> TargetSpec | str:
+    """Choose one detection, one class, or the article's whole-output mode.
+
+    ``part="kind"`` draws only the kind (and returns it), ``part="choice"`` only the
+    detection or class for a given ``kind``; the default draws both.
+    """
+    if part in ("both", "kind"):
+        kinds = list(TARGET_KINDS[1:] if not ctx.detections else TARGET_KINDS)
+        kind = st.radio("Explain", kinds, key=f"{key}_kind")
+        if part == "kind":
+            return kind
     if kind == "One detection":
         k = st.selectbox(
             "Detection",
@@ -83,13 +96,14 @@ def target_ui(ctx: Context, key: str = "target") -> TargetSpec:
             key=f"{key}_class",
         )
         return TargetSpec("class", int(c))
+    st.caption("The article's choice: the sum of the whole raw output of each head.")
     return TargetSpec("seed")
 
 
 def scales_ui(ctx: Context, key: str = "scales") -> tuple[int, ...]:
     """All scales side by side, or one."""
     heads = ctx.detector.heads
-    mode = st.radio("Scales", ["All side by side", "One"], horizontal=True, key=f"{key}_mode")
+    mode = st.radio("Scales", ["All side by side", "One"], key=f"{key}_mode")
     if mode == "All side by side":
         return tuple(range(len(heads)))
     one = st.selectbox(
@@ -98,12 +112,18 @@ def scales_ui(ctx: Context, key: str = "scales") -> tuple[int, ...]:
     return (int(one),)
 
 
-def overlays_ui(ctx: Context, explanation) -> None:
+def overlays_ui(ctx: Context, explanation, columns=None) -> None:
     """One column per scale: the overlay captioned with grid, stride and score."""
     s = ctx.settings
     panels = render.explanation_overlays(ctx.image, explanation, s.colormap, s.opacity)
-    for column, panel, m in zip(st.columns(len(panels)), panels, explanation.maps, strict=True):
-        column.image(panel, caption=f"{m.label} · score {m.score:.3g}", width="stretch")
+    columns = columns if columns is not None else st.columns(len(panels))
+    for column, panel, m in zip(columns, panels, explanation.maps, strict=True):
+        column.image(
+            panel,
+            caption=f"{m.label} · score {m.score:.3g}",
+            width="stretch",
+            output_format="JPEG",
+        )
 
 
 def heatmap_figure(
@@ -115,7 +135,7 @@ def heatmap_figure(
     box=None,
     colormap: str = "jet",
     opacity: float = 0.5,
-    max_side: int = 160,
+    max_side: int = 120,
 ) -> go.Figure:
     """A plotly view of one heatmap over the photo: hover shows value and grid cell.
 
@@ -141,7 +161,20 @@ def heatmap_figure(
     rows = np.clip((net_y // stride).astype(int), 0, grid[0] - 1)
     cells = np.stack(np.broadcast_arrays(rows[:, None], cols[None, :]), axis=-1)
     figure = go.Figure()
-    figure.add_trace(go.Image(z=image, hoverinfo="skip"))
+    # The photo travels as a JPEG data URI (a raw pixel array would be megabytes of JSON).
+    shrink = min(1.0, 800 / max(height, width))
+    small = cv2.resize(image, (round(width * shrink), round(height * shrink)), cv2.INTER_AREA)
+    photo = base64.b64encode(downloads.jpeg_bytes(small)).decode("ascii")
+    figure.add_trace(
+        go.Image(
+            source=f"data:image/jpeg;base64,{photo}",
+            hoverinfo="skip",
+            x0=0,
+            y0=0,
+            dx=1 / shrink,
+            dy=1 / shrink,
+        )
+    )
     figure.add_trace(
         go.Heatmap(
             z=values,
