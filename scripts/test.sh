@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
-bash scripts/fetch-test-data.sh
+bash scripts/test-deps.sh
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -1,5 +1,5 @@
 """Shared fixtures. Everything is offline: the default model comes from its PyPI
-package, the reference cfgs from Debian's `darknet` package (scripts/fetch-test-data.sh)."""
+package, the reference cfgs from Debian's `darknet` package (scripts/test-deps.sh)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def darknet_cfg_dir() -> Path:
     """Folder with Debian's Darknet cfgs (yolov3.cfg, yolov3-tiny.cfg, yolov3-spp.cfg)."""
     if not (DARKNET_CFG_DIR / "yolov3.cfg").is_file():
         pytest.fail(
-            f"reference cfgs missing under {DARKNET_CFG_DIR}; run scripts/fetch-test-data.sh",
+            f"reference cfgs missing under {DARKNET_CFG_DIR}; run scripts/test-deps.sh",
             pytrace=False,
         )
     return DARKNET_CFG_DIR
