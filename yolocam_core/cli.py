@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def detector_from_args(args: argparse.Namespace):
+    """The detector named by the model options of :func:`_add_model_options`."""
+    from yolocam_core.zoo import load_detector
+
+    return load_detector(args.model)
+
+
 def format_table(image: str, width: int, height: int, detections, detector) -> str:
     """A readable table of one image's detections."""
     lines = [f"{image} ({width}×{height}): {len(detections)} detection(s)"]
@@ -131,9 +138,8 @@ def format_table(image: str, width: int, height: int, detections, detector) -> s
 def run_detect(args: argparse.Namespace) -> int:
     from yolocam_core.errors import YolocamError
     from yolocam_core.images import load_image
-    from yolocam_core.zoo import load_detector
 
-    detector = load_detector(args.model)
+    detector = detector_from_args(args)
     failed = 0
     results, tables = [], []
     for path in args.images:
@@ -217,9 +223,8 @@ def run_explain(args: argparse.Namespace) -> int:
 
     from yolocam_core import render
     from yolocam_core.explainer import Explainer
-    from yolocam_core.zoo import load_detector
 
-    detector = load_detector(args.model)
+    detector = detector_from_args(args)
     explainer = Explainer(detector)
     fwd = explainer.forward(args.image)
     detections = explainer.detect(fwd, args.score, args.iou)
