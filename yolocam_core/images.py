@@ -11,7 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from yolocam_core.errors import ImageError
 
-# Largest image we decode, in pixels (~ 8K × 8K). Pillow's own bomb check is set to this.
+# Largest image we decode, in pixels (~ 8K × 8K); checked before decoding.
 MAX_PIXELS = 64_000_000
 
 
@@ -84,7 +84,8 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if array.max() > 255 else 255.0
+        # I;16* is 16-bit by definition; only 32-bit "I" may hold 8-bit-range data.
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
         image = Image.fromarray(np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if image.mode == "P":
         image = image.convert("RGBA")

