@@ -431,10 +431,14 @@ class Explainer:
 
 
 def _minmax(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Min–max normalise to [0, 1]; a constant map becomes all zeros."""
+    """Min–max normalise a float32 map to [0, 1], in place; a constant map becomes zeros."""
     if hi - lo <= 1e-12 * max(1.0, abs(hi)):
-        return np.zeros_like(values, dtype=np.float32)
-    return ((values - lo) / (hi - lo)).astype(np.float32)
+        values[...] = 0.0
+        return values
+    values -= np.float32(lo)
+    values *= np.float32(1.0 / (hi - lo))
+    np.clip(values, 0.0, 1.0, out=values)
+    return values
 
 
 def _feeds_only(model: keras.Model, layer_name: str, consumer_name: str) -> bool:

@@ -1,0 +1,214 @@
+"""Explanation speed, as ratios to one compiled forward pass, measured in one run.
+
+On the default model (yolov4-tiny, 416×416) and bus.jpg, after a warm-up, these are
+timed in turn, round after round (interleaved, so that load from other processes on a
+shared machine hits all alike), and the medians compared:
+
+    a   one compiled forward: ``Detector.predict`` of the preprocessed image
+    a'  ``Explainer.forward`` of the image array (preprocess + forward + activations)
+    b   one target (the first detection), Grad-CAM at every scale:
+        ``Explainer.explain(image_array, ...)``, so including preprocess and forward
+    c   every detection (up to 20) at every scale: ``Explainer.explain_many``
+    c20 20 targets (detections at a lower threshold, padded with class targets)
+    d   the article's loop as written: eager, a new gradient model per scale per call,
+        guided gradients, resize to the image and min–max, at every scale
+    e   tf-keras-vis ``Gradcam``, created once, called once per scale for the same
+        target (as a user would: its defaults expand and normalise the map)
+
+Goals: b/a <= 2, c/a <= 3, d/b >= 10.
+
+Usage:
+    .venv/bin/python bench/bench_explain.py [--repeats 15] [--warmup 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from yolocam_core import load_detector, load_image, sample_images
+from yolocam_core.explainer import Explainer
+from yolocam_core.targets import ClassTarget, DetectionTarget, ScoreContext, weighted_score
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def article_loop(model, layers, tensor, size):
+    """The article's per-scale Grad-CAM, transcribed (tests/test_explainer.py checks it)."""
+    img = tensor[0]
+    W, H = size  # noqa: N806 - the article's names
+    heatmaps = []
+    for s, layer_name in enumerate(layers):
+        grad_model = tf.keras.models.Model(
+            [model.inputs], [model.get_layer(layer_name).output, model.outputs[s]]
+        )
+        with tf.GradientTape() as tape:
+            conv_outputs, predictions = grad_model(np.array([img]))
+            loss = predictions
+        grads = tape.gradient(loss, conv_outputs)
+        output = conv_outputs[0]
+        grads = grads[0]
+        guided_grads = tf.cast(output > 0, "float32") * tf.cast(grads > 0, "float32") * grads
+        weights = tf.reduce_mean(guided_grads, axis=(0, 1))
+        cam = np.ones(output.shape[0:2], dtype=np.float32)
+        for i, w in enumerate(weights):
+            cam += w * output[:, :, i]
+        cam = cv2.resize(cam.numpy(), (W, H))
+        heatmaps.append((cam - cam.min()) / (cam.max() - cam.min()))
+    return heatmaps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15, help="timed rounds (15)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (3)")
+    parser.add_argument("--profile", action="store_true", help="cProfile b and c afterwards")
+    args = parser.parse_args()
+
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # tf-keras-vis imports
+    warnings.filterwarnings("ignore", message="The structure of `inputs`")  # the article's
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.scores import InactiveScore
+
+    detector = load_detector("yolov4-tiny")
+    explainer = Explainer(detector)
+    model = detector.keras_model
+    image = load_image(sample_images()["bus.jpg"])
+    tensor, _ = detector.preprocess(image)
+    fwd = explainer.forward(image)
+    dets = explainer.detect(fwd)[:20]
+    target = DetectionTarget(dets[0])
+    targets = [DetectionTarget(d) for d in dets]
+    many = [DetectionTarget(d) for d in explainer.detect(fwd, score_threshold=0.05)][:20]
+    many += [ClassTarget(k) for k in range(20 - len(many))]
+    layers = [h.cam_layer for h in detector.heads]
+    img_h, img_w = image.shape[:2]
+
+    # tf-keras-vis: one Gradcam on the whole (multi-output) model; per scale, the
+    # target's score on that head's output and InactiveScore on the others.
+    tkv = Gradcam(model)
+    tkv_scores = []
+    for s, head in enumerate(detector.heads):
+        ctx = ScoreContext(head, detector.input_size, fwd.letterbox, fwd.decoded[s][0][0])
+        raw_w, score_w = Explainer._stack_weights([target.weights(ctx)], head)
+
+        def score(raw, head=head, raw_w=raw_w, score_w=score_w):
+            return weighted_score(raw, head, detector.input_size, raw_w, score_w)
+
+        tkv_scores.append([score if k == s else InactiveScore() for k in range(len(layers))])
+
+    def tf_keras_vis():
+        return [
+            tkv(
+                tkv_scores[s],
+                tensor,
+                penultimate_layer=layers[s],
+                seek_penultimate_conv_layer=False,
+            )
+            for s in range(len(layers))
+        ]
+
+    cases = {
+        "a": ("one compiled forward (Detector.predict)", lambda: detector.predict(tensor)),
+        "a'": ("Explainer.forward (image array)", lambda: explainer.forward(image)),
+        "b": ("explain 1 target, all scales", lambda: explainer.explain(image, target)),
+        "c": (
+            f"explain_many {len(targets)} detections, all scales",
+            lambda: explainer.explain_many(image, targets),
+        ),
+        "c20": ("explain_many 20 targets, all scales", lambda: explainer.explain_many(image, many)),
+        "d": (
+            "article loop (eager, new model/scale)",
+            lambda: article_loop(model, layers, tensor, (img_w, img_h)),
+        ),
+        "e": ("tf-keras-vis Gradcam, per scale", tf_keras_vis),
+    }
+    for _ in range(args.warmup):
+        for _, run in cases.values():
+            run()
+    times: dict[str, list[float]] = {key: [] for key in cases}
+    for _ in range(args.repeats):
+        for key, (_, run) in cases.items():
+            start = time.perf_counter()
+            run()
+            times[key].append(time.perf_counter() - start)
+    med = {key: statistics.median(values) * 1000 for key, values in times.items()}
+
+    print(f"machine : {cpu_model()}, {os.cpu_count()} logical cores ({platform.machine()})")
+    print(
+        f"versions: python {platform.python_version()}, tensorflow {tf.__version__}, "
+        f"keras {keras.__version__}, opencv {cv2.__version__}"
+    )
+    print(
+        f"model   : yolov4-tiny {detector.input_size[1]}×{detector.input_size[0]}, bus.jpg "
+        f"({img_w}×{img_h}), {len(layers)} scales, Grad-CAM; {args.warmup} warm-up + "
+        f"{args.repeats} interleaved rounds"
+    )
+    print(f"{'case':<5}{'what':<44}{'median ms':>10}{'min':>9}{'max':>9}")
+    for key, (label, _) in cases.items():
+        values = times[key]
+        print(
+            f"{key:<5}{label:<44}{med[key]:>10.1f}"
+            f"{min(values) * 1000:>9.1f}{max(values) * 1000:>9.1f}"
+        )
+    print("ratios (medians):")
+    rows = [
+        ("b/a", med["b"] / med["a"], "goal <= 2"),
+        ("c/a", med["c"] / med["a"], "goal <= 3"),
+        ("c20/a", med["c20"] / med["a"], ""),
+        ("b/a'", med["b"] / med["a'"], ""),
+        ("d/b", med["d"] / med["b"], "goal >= 10 (ours faster than the article's loop)"),
+        ("e/b", med["e"] / med["b"], "tf-keras-vis over ours"),
+    ]
+    for name, value, goal in rows:
+        verdict = ""
+        if goal.startswith("goal <="):
+            verdict = "met" if value <= float(goal.split()[-1]) else "MISSED"
+        elif goal.startswith("goal >="):
+            verdict = "met" if value >= float(goal.split()[2]) else "MISSED"
+        print(f"  {name:<6}{value:7.2f}   {goal} {verdict}".rstrip())
+    low = {key: min(values) for key, values in times.items()}
+    print(
+        "same ratios of the minima (less sensitive to load from other processes): "
+        + ", ".join(
+            f"{a}/{b} {low[a] / low[b]:.2f}"
+            for a, b in (("b", "a"), ("c", "a"), ("c20", "a"), ("d", "b"), ("e", "b"))
+        )
+    )
+
+    if args.profile:
+        for key in ("b", "c20", "d"):
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(5):
+                cases[key][1]()
+            profiler.disable()
+            print(f"\n--- cProfile of {key} ({cases[key][0]}), 5 calls, top by cumulative time")
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(18)
+
+
+if __name__ == "__main__":
+    main()
