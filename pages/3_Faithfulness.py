@@ -1,0 +1,143 @@
+"""Faithfulness: deletion and insertion curves of one detection, against a random map."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from yolocam_app import faithfulness
+from yolocam_app.sidebar import page_setup
+from yolocam_app.views import context_or_stop, target_ui
+from yolocam_core.cams import get_method, method_names
+from yolocam_core.errors import YolocamError
+from yolocam_core.evaluate import reading, summarize
+from yolocam_core.metrics import DEFAULT_STEPS
+
+settings = page_setup()
+st.title("Faithfulness")
+st.caption(
+    "Does the map show what the detector uses? Pixels are removed from the photo "
+    "(deletion) or restored into a blank one (insertion), most important first by the map, "
+    "and the detection's score is measured again after each step (its best-matching box: "
+    "IoU × class score). A faithful map makes the score fall fast (low deletion area) and "
+    "come back fast (high insertion area), compared with a random map of the same grid."
+)
+ctx = context_or_stop(settings)
+if not ctx.detections:
+    st.info("No detection at this score threshold: lower it in the sidebar to measure one.")
+    st.stop()
+
+controls = st.columns([3, 4, 3])
+with controls[0]:
+    spec = target_ui(ctx, key="faith", part="choice", kind="One detection")
+with controls[1]:
+    methods = st.multiselect(
+        "Methods",
+        method_names(),
+        default=list(dict.fromkeys(["gradcam", "gradcam++", settings.method])),
+        format_func=lambda m: get_method(m).title,
+        key="faith_methods",
+    )
+with controls[2]:
+    steps = st.select_slider(
+        "Steps", [8, 16, 32, 64], value=DEFAULT_STEPS, key="faith_steps", help="pixel fractions"
+    )
+    fill = st.radio(
+        "Removed pixels become",
+        ["grey", "blur"],
+        horizontal=True,
+        key="faith_fill",
+        help="grey: 128 in every channel; blur: a Gaussian-blurred copy of the photo",
+    )
+    sanity = st.toggle(
+        "Model-randomisation check",
+        value=False,
+        key="faith_sanity",
+        help="Spearman ρ of each map with the map of a copy of the model whose heads' last "
+        "two convolutions are random (near 0: the map depends on the learnt weights).",
+    )
+if not methods:
+    st.info("Choose at least one method.")
+    st.stop()
+
+detection = ctx.detections[spec.index]
+heads = ctx.detector.heads
+scales = tuple(range(len(heads)))
+layers = tuple(sorted(st.session_state.get("layers", {}).items()))
+try:
+    with st.spinner(f"Measuring {len(methods)} method(s) × {len(scales)} scales…"):
+        results = {
+            method: faithfulness.evaluate_method(
+                settings.model_name,
+                ctx.key,
+                ctx.image,
+                settings.score,
+                settings.iou,
+                spec.index,
+                method,
+                scales,
+                int(steps),
+                fill,
+                sanity,
+                layers,
+            )
+            for method in methods
+        }
+except YolocamError as exc:
+    st.error(f"Cannot measure this detection: {exc}")
+    st.stop()
+
+rows = [row for result in results.values() for row in result.rows]
+summary = summarize(rows)
+scale = st.radio(
+    "Curves at",
+    scales,
+    index=detection.scale,
+    format_func=lambda s: heads[s].label + (" (the detection's)" if s == detection.scale else ""),
+    horizontal=True,
+    key="faith_scale",
+)
+st.success(reading(summary, scale))
+
+first = next(iter(results.values()))
+random = first.random[scale]
+charts = st.columns(2)
+for column, kind in zip(charts, ("deletion", "insertion"), strict=True):
+    values = {m: getattr(r.curves[(m, scale)], kind)[0] for m, r in results.items()}
+    area = {m: float(getattr(r.curves[(m, scale)], f"{kind}_auc")[0]) for m, r in results.items()}
+    better = "lower" if kind == "deletion" else "higher"
+    column.plotly_chart(
+        faithfulness.curves_figure(
+            f"{kind.capitalize()} · {heads[scale].label} ({better} area is better)",
+            kind,
+            first.curves[(methods[0], scale)].fractions,
+            {f"{m} ({area[m]:.2f})": v for m, v in values.items()},
+            getattr(random, kind)[0],
+            detection.score,
+        ),
+        key=f"faith_{kind}",
+    )
+
+st.markdown(f"**Metrics** · {ctx.detector.describe(detection)}")
+table = []
+for row in rows:
+    item = {
+        "method": row.method,
+        "scale": row.scale_label + (" ★" if row.own_scale else ""),
+        "pointing game": "hit" if row.pointing_game else "miss",
+        "energy in box": round(row.energy_pointing_game, 3),
+        "deletion AUC": round(row.deletion_auc, 3),
+        "random deletion": round(row.random_deletion_auc, 3),
+        "insertion AUC": round(row.insertion_auc, 3),
+        "random insertion": round(row.random_insertion_auc, 3),
+    }
+    if sanity:
+        rho = row.sanity_spearman
+        item["sanity ρ"] = None if rho is None or rho != rho else round(rho, 3)
+    table.append(item)
+st.dataframe(table, hide_index=True, width="stretch")
+st.caption(
+    "★ the scale that predicted the detection. Pointing game: the map's peak is inside the "
+    "box (Zhang et al. 2016). Energy in box: the share of the map's mass inside it (Score-CAM). "
+    "Deletion / insertion AUC: area under the curves above (RISE, Petsiuk et al. 2018), each "
+    f"read against a random map of the same grid (mean of {len(faithfulness.SEEDS)} seeds)."
+)

@@ -1,0 +1,165 @@
+"""`yolocam evaluate`, run in-process through the command's entry point (few steps)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from yolocam_core.cli import main
+
+pytestmark = pytest.mark.slow
+
+FAST = ("--steps", "4", "--seeds", "1")
+
+ROW_KEYS = {
+    "image",
+    "detection",
+    "class_name",
+    "score",
+    "detection_scale",
+    "method",
+    "scale",
+    "scale_label",
+    "own_scale",
+    "pointing_game",
+    "energy_pointing_game",
+    "deletion_auc",
+    "insertion_auc",
+    "random_deletion_auc",
+    "random_insertion_auc",
+    "sanity_spearman",
+}
+SUMMARY_KEYS = {
+    "method",
+    "scale",
+    "scale_label",
+    "detections",
+    "pointing_game",
+    "energy_pointing_game",
+    "deletion_auc",
+    "random_deletion_auc",
+    "insertion_auc",
+    "random_insertion_auc",
+    "sanity_spearman",
+}
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # usage errors: argparse exits
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_schema(capsys, samples):
+    image = str(samples["zidane.jpg"])
+    code, out, err = run(
+        capsys, "evaluate", image, "--methods", "gradcam,eigencam", *FAST, "--json"
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report) == {"settings", "images", "rows", "summary"}
+    assert report["settings"]["methods"] == ["gradcam", "eigencam"]
+    assert report["settings"]["scales"] == [0, 1] and report["settings"]["steps"] == 4
+    (entry,) = report["images"]
+    assert entry["image"] == image and (entry["width"], entry["height"]) == (1280, 720)
+    detections = entry["detections"]
+    assert len(detections) >= 2
+    rows = report["rows"]
+    assert len(rows) == len(detections) * 2 * 2  # detections × methods × scales
+    for row in rows:
+        assert set(row) == ROW_KEYS
+        assert row["image"] == image and row["method"] in ("gradcam", "eigencam")
+        assert isinstance(row["pointing_game"], bool)
+        assert 0 <= row["energy_pointing_game"] <= 1
+        for key in ("deletion_auc", "insertion_auc", "random_deletion_auc"):
+            assert 0 <= row[key] <= 1
+        assert row["own_scale"] == (row["scale"] == row["detection_scale"])
+        assert row["sanity_spearman"] is None or -1 <= row["sanity_spearman"] <= 1
+    summary = report["summary"]
+    assert [(s["method"], s["scale"]) for s in summary] == [
+        ("gradcam", 0),
+        ("gradcam", 1),
+        ("gradcam", "own"),
+        ("eigencam", 0),
+        ("eigencam", 1),
+        ("eigencam", "own"),
+    ]
+    for item in summary:
+        assert set(item) == SUMMARY_KEYS
+        assert item["detections"] == len(detections)
+
+
+def test_table_by_default(capsys, samples):
+    code, out, err = run(
+        capsys,
+        "evaluate",
+        str(samples["bus.jpg"]),
+        "--methods",
+        "gradcam",
+        "--scales",
+        "0",
+        "--min-score",
+        "0.9",
+        "--no-sanity",
+        "--details",
+        *FAST,
+    )
+    assert code == 0, err
+    assert err == ""
+    assert "bus.jpg: 2 detection(s)" in out  # the 0.99 and 0.93 persons
+    assert "Summary over 2 detection(s) in 1 image(s)" in out
+    header = next(line for line in out.splitlines() if line.startswith("method"))
+    assert header.split()[:4] == ["method", "scale", "n", "PG"]
+    table = [line for line in out.splitlines() if line.startswith("gradcam ")]
+    assert len(table) == 2 and "13×13 · stride 32" in table[0] and "own scale" in table[1]
+    assert "At 13×13 · stride 32, " in out and "At each detection's own scale, " in out
+
+
+def test_bad_files_are_one_line_each_and_others_still_run(capsys, samples, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    code, out, err = run(
+        capsys,
+        "evaluate",
+        str(tmp_path / "missing.jpg"),
+        str(text),
+        str(samples["zidane.jpg"]),
+        "--methods",
+        "eigencam",
+        "--scales",
+        "1",
+        "--no-sanity",
+        *FAST,
+    )
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("yolocam: error: ") for line in lines)
+    assert "missing.jpg: no such file" in lines[0] and "notes.txt: not an image" in lines[1]
+    assert "Summary over 2 detection(s) in 1 image(s)" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (("--methods", "gradcam,nope"), 1, "--methods 'gradcam,nope': unknown method nope"),
+        (("--scales", "7"), 1, "--scales '7': this model has scales 0..1"),
+        (("--steps", "0"), 2, "argument --steps: 0 is outside 1..1000"),
+    ],
+)
+def test_usage_errors_are_one_line(capsys, samples, argv, code, message):
+    got, out, err = run(capsys, "evaluate", str(samples["zidane.jpg"]), *argv, "--no-sanity")
+    assert got == code
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("yolocam: error: ") and message in err
+
+
+def test_no_detection_is_not_an_error(capsys, samples):
+    code, out, err = run(
+        capsys, "evaluate", str(samples["zidane.jpg"]), "--score", "0.99", "--no-sanity", *FAST
+    )
+    assert code == 0, err
+    assert "no detection at this --score" in out

@@ -1,0 +1,133 @@
+"""Cached faithfulness computations and figures for the Faithfulness page.
+
+Results are cached per image hash and parameters (``st.cache_data``): the random
+baseline once per (detection, scales, steps, fill), each method separately, so that
+adding a method to the comparison computes only that method.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from yolocam_app import resources
+from yolocam_core.evaluate import ImageEvaluation, baseline_curves, evaluate_image
+from yolocam_core.explainer import Explainer
+from yolocam_core.metrics import Curves, randomised_explainer
+
+#: Seeds of the random maps averaged for the baseline.
+SEEDS = (0, 1, 2)
+#: One colour per method (plotly's default qualitative palette), random in grey.
+COLOURS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692")
+RANDOM_COLOUR = "#7f7f7f"
+
+
+@st.cache_resource(show_spinner="Randomising a copy of the model for the sanity check…")
+def get_random_explainer(model_name: str) -> Explainer:
+    """The model with its heads' last two convolutions randomised (shared, read-only)."""
+    return randomised_explainer(resources.get_explainer(model_name))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def baseline(
+    model_name: str,
+    key: str,
+    _image,
+    score: float,
+    iou: float,
+    index: int,
+    scales: tuple[int, ...],
+    steps: int,
+    fill: str,
+) -> dict[int, Curves]:
+    """Random-map curves of detection ``index`` at each scale."""
+    detection = resources.detect(model_name, key, _image, score, iou)[index]
+    return baseline_curves(
+        resources.get_explainer(model_name), _image, [detection], scales, steps, fill, SEEDS
+    )
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def evaluate_method(
+    model_name: str,
+    key: str,
+    _image,
+    score: float,
+    iou: float,
+    index: int,
+    method: str,
+    scales: tuple[int, ...],
+    steps: int,
+    fill: str,
+    sanity: bool,
+    layers: tuple[tuple[int, str], ...] = (),
+) -> ImageEvaluation:
+    """All metrics of one detection's maps by one method at the given scales."""
+    detection = resources.detect(model_name, key, _image, score, iou)[index]
+    random = baseline(model_name, key, _image, score, iou, index, scales, steps, fill)
+    return evaluate_image(
+        resources.get_explainer(model_name),
+        _image,
+        [method],
+        list(scales),
+        [detection],
+        steps=steps,
+        fill=fill,
+        seeds=SEEDS,
+        layer=dict(layers) or None,
+        random_explainer=get_random_explainer(model_name) if sanity else None,
+        baseline=random,
+    )
+
+
+def curves_figure(
+    title: str, kind: str, fractions, curves: dict[str, object], random, score: float
+) -> go.Figure:
+    """Deletion or insertion curves of one detection: one line per method, the random
+    map dashed grey.
+
+    Args:
+        title: the figure's title.
+        kind: ``"deletion"`` or ``"insertion"`` (names the x axis).
+        fractions: (S+1,) x values.
+        curves: method -> (S+1,) score values.
+        random: (S+1,) the random map's values.
+        score: the detection's score (a dotted reference line).
+    """
+    x = [100 * float(f) for f in fractions]
+    figure = go.Figure()
+    for k, (method, values) in enumerate(curves.items()):
+        figure.add_trace(
+            go.Scatter(
+                x=x,
+                y=list(values),
+                mode="lines+markers",
+                name=method,
+                line={"color": COLOURS[k % len(COLOURS)], "width": 2},
+                marker={"size": 4},
+                hovertemplate=f"{method}<br>%{{x:.0f}}% of pixels<br>score %{{y:.3f}}"
+                "<extra></extra>",
+            )
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=x,
+            y=list(random),
+            mode="lines",
+            name="random map",
+            line={"color": RANDOM_COLOUR, "width": 2, "dash": "dash"},
+            hovertemplate="random<br>%{x:.0f}% of pixels<br>score %{y:.3f}<extra></extra>",
+        )
+    )
+    figure.add_hline(y=score, line={"color": "#bbbbbb", "width": 1, "dash": "dot"})
+    verb = "removed" if kind == "deletion" else "restored"
+    figure.update_layout(
+        title={"text": title, "font": {"size": 15}},
+        xaxis_title=f"pixels {verb}, most important first (%)",
+        yaxis_title="detection score",
+        yaxis_range=[0, max(1.0, score * 1.05)],
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=340,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return figure
