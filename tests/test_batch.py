@@ -1,0 +1,378 @@
+"""`yolocam batch`: a folder with good and corrupt files, resume, interruption, and the
+same summary rows from the local engine (1 and 2 workers) and from Ray Data.
+
+The good images are half-size copies of the sample photos (bus 405×540 with 4
+detections, zidane 640×360 with 2), to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from yolocam_core.batch import (
+    DONE_MARKER,
+    ERROR_MARKER,
+    METRIC_COLUMNS,
+    SUMMARY_COLUMNS,
+    TIMING_COLUMNS,
+    BatchSettings,
+    check_metrics_available,
+    image_dir,
+    run_batch,
+)
+from yolocam_core.cli import main
+from yolocam_core.errors import YolocamError
+
+pytestmark = pytest.mark.slow
+
+GOOD = ("bus.jpg", "more/zidane.jpg")
+BAD = {
+    "empty.png": "the file is empty",
+    "text.jpg": "not an image file",
+    "trunc.jpg": "truncated or corrupt",
+}
+METHODS = ("gradcam", "eigencam")
+#: The settings of the reference run (the CLI's defaults plus two methods).
+SETTINGS = BatchSettings(methods=METHODS)
+
+
+def _small_jpeg(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as image:
+        image.resize((image.width // 2, image.height // 2)).save(target, "JPEG", quality=90)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, samples) -> Path:
+    """2 good images (one in a subfolder), 3 corrupt ones and a file that is no image."""
+    root = tmp_path_factory.mktemp("batch-in")
+    _small_jpeg(samples["bus.jpg"], root / "bus.jpg")
+    _small_jpeg(samples["zidane.jpg"], root / "more" / "zidane.jpg")
+    (root / "trunc.jpg").write_bytes((root / "bus.jpg").read_bytes()[:3000])
+    (root / "text.jpg").write_text("this is not a photo\n")
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.txt").write_text("not listed: not an image extension\n")
+    return root
+
+
+def frame_without_timing(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path).drop(columns=list(TIMING_COLUMNS))
+
+
+@pytest.fixture(scope="module")
+def reference(folder, tmp_path_factory):
+    """The CLI, in process, with local engine and 1 worker: (out, code, stdout, stderr)."""
+    out = tmp_path_factory.mktemp("batch-out") / "run"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["batch", str(folder), "--out", str(out), "--methods", *METHODS])
+    return out, code, stdout.getvalue(), stderr.getvalue()
+
+
+def test_summary_has_rows_for_good_images_and_errors_for_corrupt_ones(reference, folder, detector):
+    out, code, stdout, stderr = reference
+    assert code == 1, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 4, stderr  # one line per failed file, then the summary line
+    assert all(line.startswith("yolocam: error: ") for line in lines)
+    for name, message in BAD.items():
+        assert any(f": {name}: " in line and message in line for line in lines[:3]), lines
+    assert "3 of 5 image(s) failed" in lines[3] and str(out / "summary.csv") in lines[3]
+    assert "5 image(s): 5 processed, 0 already complete, 3 failed" in stdout
+
+    frame = pd.read_parquet(out / "summary.parquet")
+    assert list(frame.columns) == list(SUMMARY_COLUMNS)
+    csv = pd.read_csv(out / "summary.csv", dtype=SUMMARY_COLUMNS)
+    pd.testing.assert_frame_equal(csv, frame, check_dtype=False, rtol=1e-9)
+    assert sorted(set(frame["image"])) == sorted([*GOOD, *BAD])  # notes.txt not listed
+
+    errors = frame[frame["status"] == "error"]
+    assert sorted(errors["image"]) == sorted(BAD)
+    for row in errors.itertuples():
+        assert BAD[row.image] in row.error and row.error.startswith(f"{row.image}: ")
+        assert pd.isna(row.method) and pd.isna(row.detection)
+        assert (image_dir(out, row.image) / ERROR_MARKER).is_file()
+        assert not (image_dir(out, row.image) / DONE_MARKER).exists()
+
+    for rel in GOOD:
+        rows = frame[frame["image"] == rel]
+        detections = detector.detect(str(folder / rel))
+        assert len(detections) >= 2
+        heads = detector.heads
+        assert len(rows) == len(detections) * len(METHODS) * len(heads)
+        assert (rows["status"] == "ok").all() and (rows["n_detections"] == len(detections)).all()
+        folder_out = image_dir(out, rel)
+        saved = json.loads((folder_out / "detections.json").read_text())
+        assert saved["detections"] == [d.to_dict() for d in detections]
+        marker = json.loads((folder_out / DONE_MARKER).read_text())
+        assert len(marker["rows"]) == len(rows)
+        width, height = Image.open(folder / rel).size
+        for row in rows.itertuples():
+            det = detections[row.detection]
+            assert (row.class_name, row.det_scale) == (det.class_name, det.scale)
+            assert [row.x1, row.y1, row.x2, row.y2] == pytest.approx(det.box_xyxy)
+            assert row.target == "detection" and row.method in METHODS
+            assert row.grid == "{}x{}".format(*heads[row.scale].grid)
+            assert np.load(out / row.raw_map).shape == heads[row.scale].grid
+            assert Image.open(out / row.overlay).size == (width, height)
+            if row.method == "gradcam" and row.scale == det.scale:
+                # at its own scale, the explained score is the detection's score
+                assert row.target_score == pytest.approx(det.score, abs=1e-4)
+
+
+def test_resume_skips_finished_images_and_retries_failed_ones(reference, folder, detector):
+    out = reference[0]
+    before = pd.read_parquet(out / "summary.parquet")
+    markers = {rel: image_dir(out, rel) / DONE_MARKER for rel in GOOD}
+    mtimes = {rel: m.stat().st_mtime_ns for rel, m in markers.items()}
+    overlay = out / before[before["status"] == "ok"]["overlay"].iloc[0]
+    overlay_mtime = overlay.stat().st_mtime_ns
+    errors: list[str] = []
+
+    report = run_batch(
+        folder,
+        out,
+        SETTINGS,
+        detector_factory=lambda: detector,
+        progress=False,
+        log=errors.append,
+    )
+    assert (report.total, report.skipped, report.computed, report.failed) == (5, 2, 3, 3)
+    assert len(errors) == 3  # the corrupt files were retried, and failed again
+    assert {rel: m.stat().st_mtime_ns for rel, m in markers.items()} == mtimes
+    assert overlay.stat().st_mtime_ns == overlay_mtime
+    after = pd.read_parquet(out / "summary.parquet")
+    pd.testing.assert_frame_equal(
+        after.drop(columns=list(TIMING_COLUMNS)), before.drop(columns=list(TIMING_COLUMNS))
+    )
+    ok = before["status"] == "ok"
+    assert after[ok]["seconds"].tolist() == before[ok]["seconds"].tolist()  # not recomputed
+
+    # With nothing left to do, the model is not even loaded; the summary is rebuilt
+    # from the markers alone (copy2 keeps size and mtime, so the sources match).
+    good_only = folder.parent / "good-only"
+    copy = folder.parent / "good-only-out"
+    for rel in GOOD:
+        (good_only / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(folder / rel, good_only / rel)
+    shutil.copytree(out, copy)
+
+    def no_model():
+        raise AssertionError("the model was loaded although every image was complete")
+
+    report = run_batch(good_only, copy, SETTINGS, detector_factory=no_model, progress=False)
+    assert (report.skipped, report.computed, report.failed) == (2, 0, 0)
+    rebuilt = pd.read_parquet(copy / "summary.parquet")
+    pd.testing.assert_frame_equal(rebuilt, before[ok].reset_index(drop=True))
+
+    # Other settings make every marker stale: everything is recomputed.
+    report = run_batch(
+        good_only,
+        copy,
+        BatchSettings(methods=("gradcam",)),
+        detector_factory=lambda: detector,
+        progress=False,
+    )
+    assert (report.skipped, report.computed) == (0, 2)
+    assert set(pd.read_parquet(copy / "summary.parquet")["method"]) == {"gradcam"}
+
+
+def test_interrupted_run_loses_nothing_that_was_finished(tmp_path, folder, detector):
+    """Kill a real `yolocam batch` process after its first finished image; resume."""
+    root = tmp_path / "in"
+    root.mkdir()
+    for k in range(4):
+        for rel in GOOD:
+            shutil.copy2(folder / rel, root / f"{k}-{Path(rel).name}")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yolocam_core.cli", "batch", str(root), "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while not list(out.glob(f"images/*/{DONE_MARKER}")):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no image finished within 120 s"
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stderr.close()
+
+    finished = {}
+    for marker_path in out.glob(f"images/*/{DONE_MARKER}"):
+        marker = json.loads(marker_path.read_text())  # complete JSON: written atomically
+        for row in marker["rows"]:
+            assert (out / row["overlay"]).is_file() and (out / row["raw_map"]).is_file()
+        finished[marker["image"]] = marker_path.stat().st_mtime_ns
+    assert 1 <= len(finished) < 8, "the kill did not land mid-run"
+    unfinished = sorted({p.name for p in root.iterdir()} - set(finished))
+    junk = image_dir(out, unfinished[0]) / "half-written.png"  # as if killed mid-image
+    junk.parent.mkdir(parents=True, exist_ok=True)
+    junk.write_bytes(b"\x89PNG half")
+
+    report = run_batch(root, out, BatchSettings(), detector_factory=lambda: detector)
+    assert (report.skipped, report.computed, report.failed) == (len(finished), 8 - len(finished), 0)
+    assert not junk.exists()
+    for rel, mtime in finished.items():
+        assert (image_dir(out, rel) / DONE_MARKER).stat().st_mtime_ns == mtime
+    frame = pd.read_parquet(out / "summary.parquet")
+    assert sorted(set(frame["image"])) == sorted(p.name for p in root.iterdir())
+    assert (frame["status"] == "ok").all()
+
+
+def test_two_local_workers_give_the_same_rows(reference, folder, tmp_path, detector):
+    out = tmp_path / "two"
+    report = run_batch(
+        folder, out, SETTINGS, workers=2, detector_factory=lambda: detector, log=lambda _: None
+    )
+    assert (report.computed, report.failed) == (5, 3)
+    pd.testing.assert_frame_equal(
+        frame_without_timing(out / "summary.parquet"),
+        frame_without_timing(reference[0] / "summary.parquet"),
+    )
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+def test_ray_engine_gives_the_same_rows(reference, folder, tmp_path, detector):
+    """Ray Data on a local Ray (2 CPUs): parallel reads, 2 actors holding the model."""
+    try:
+        import ray.data  # noqa: F401 - an optional extra, installed by requirements-dev.txt
+    except ImportError:
+        pytest.fail("Ray Data is missing: pip install -r requirements-dev.txt", pytrace=False)
+    out = tmp_path / "ray"
+    report = run_batch(
+        folder,
+        out,
+        SETTINGS,
+        engine="ray",
+        workers=2,
+        detector_factory=lambda: detector,  # the driver checks the settings against it
+        log=lambda _: None,
+    )
+    assert (report.computed, report.failed) == (5, 3)
+    pd.testing.assert_frame_equal(
+        frame_without_timing(out / "summary.parquet"),
+        frame_without_timing(reference[0] / "summary.parquet"),
+    )
+    for rel in GOOD:
+        assert (image_dir(out, rel) / DONE_MARKER).is_file()
+
+
+def test_class_and_seed_targets(folder, tmp_path, detector):
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy2(folder / "bus.jpg", one / "bus.jpg")
+    persons = [k for k, d in enumerate(detector.detect(str(one / "bus.jpg"))) if d.class_id == 0]
+    assert len(persons) >= 2
+
+    settings = BatchSettings(targets="class:Person", scales=(1,), sheet=True)
+    run_batch(one, tmp_path / "class", settings, detector_factory=lambda: detector)
+    frame = pd.read_parquet(tmp_path / "class" / "summary.parquet")
+    # one class map, repeated for every detection of that class
+    assert frame["detection"].tolist() == persons and (frame["scale"] == 1).all()
+    assert set(frame["target_label"]) == {"class person"} and frame["overlay"].nunique() == 1
+    assert list((image_dir(tmp_path / "class", "bus.jpg")).glob("*_sheet.png"))
+
+    settings = BatchSettings(targets="seed", methods=("seed",))
+    run_batch(one, tmp_path / "seed", settings, detector_factory=lambda: detector)
+    frame = pd.read_parquet(tmp_path / "seed" / "summary.parquet")
+    assert frame["scale"].tolist() == [0, 1] and frame["detection"].isna().all()
+
+    with pytest.raises(YolocamError, match="unknown class"):
+        run_batch(
+            one,
+            tmp_path / "bad",
+            BatchSettings(targets="class:unicorn"),
+            detector_factory=lambda: detector,
+        )
+
+
+def test_metrics_columns_equal_yolocam_evaluate(folder, tmp_path, detector):
+    from yolocam_core.evaluate import evaluate_image
+    from yolocam_core.explainer import Explainer
+
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy2(folder / "more" / "zidane.jpg", one / "zidane.jpg")
+    settings = BatchSettings(metrics=True, metrics_steps=4)
+    run_batch(one, tmp_path / "out", settings, detector_factory=lambda: detector)
+    frame = pd.read_parquet(tmp_path / "out" / "summary.parquet")
+    assert list(frame.columns) == [*SUMMARY_COLUMNS, *METRIC_COLUMNS]
+
+    evaluation = evaluate_image(
+        Explainer(detector), str(one / "zidane.jpg"), ["gradcam"], steps=4, seeds=(0,)
+    )
+    expected = {(r.detection, r.scale): r for r in evaluation.rows}
+    assert len(frame) == len(expected) > 0
+    for row in frame.itertuples():
+        ref = expected[(row.detection, row.scale)]
+        assert bool(row.pointing_game) == ref.pointing_game
+        assert row.energy_pointing_game == pytest.approx(ref.energy_pointing_game, abs=1e-6)
+        assert row.deletion_auc == pytest.approx(ref.deletion_auc, abs=1e-6)
+        assert row.insertion_auc == pytest.approx(ref.insertion_auc, abs=1e-6)
+
+
+def test_metrics_without_the_metrics_module_fail_with_a_message(monkeypatch):
+    monkeypatch.setitem(sys.modules, "yolocam_core.metrics", None)
+    with pytest.raises(YolocamError, match="run without --metrics"):
+        check_metrics_available()
+
+
+def test_bad_input_is_one_line(capsys, tmp_path, folder):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        ([str(tmp_path / "missing")], "no such folder"),
+        ([str(folder / "bus.jpg")], "not a folder"),
+        ([str(empty)], "no image files found"),
+        ([str(folder), "--address", "ray://x:10001"], "--address is for --engine ray"),
+        ([str(folder), "--methods", "gradcam,nope"], "unknown 'nope'"),
+    ]
+    for argv, message in cases:
+        code = main(["batch", *argv, "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and message in err[0], (argv, err)
+    with pytest.raises(SystemExit) as exc:
+        main(["batch", str(folder), "--out", str(tmp_path / "out"), "--workers", "0"])
+    assert exc.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out" / "summary.csv")
+
+
+def test_model_options_reach_the_workers(tmp_path, monkeypatch):
+    """Workers load the model themselves: every model option goes into the settings,
+    file paths made absolute (a Ray actor runs in another folder)."""
+    from yolocam_core.batch import _model_options
+    from yolocam_core.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    Path("names.txt").write_text("cat\ndog\n")
+    args = build_parser().parse_args(
+        ["batch", "in", "--out", "o", "--classes", "names.txt", "--no-letterbox"]
+    )
+    assert _model_options(args) == (
+        ("classes", str(tmp_path / "names.txt")),
+        ("letterbox", False),
+    )
+    default = build_parser().parse_args(["batch", "in", "--out", "o"])
+    assert _model_options(default) == ()
+    stamped = BatchSettings(model_options=_model_options(args)).fingerprint()
+    Path("names.txt").write_text("cat\ndog\nbird\n")  # another file: other settings
+    assert BatchSettings(model_options=_model_options(args)).fingerprint() != stamped
