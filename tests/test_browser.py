@@ -139,8 +139,13 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
     _wait_for_subheader(page, "gradcam · class person")
 
     # Upload a photo, then a bad file.
-    page.get_by_text("Upload", exact=True).click()
-    chooser = page.locator("[data-testid='stFileUploaderDropzoneInput']")
+    page.get_by_role("radiogroup", name="Image").get_by_text("Upload", exact=True).click()
+    # The photo's uploader (the sidebar's "Your model" section has uploaders too).
+    chooser = (
+        page.get_by_test_id("stFileUploader")
+        .filter(has_text="Photo (JPEG")
+        .locator("[data-testid='stFileUploaderDropzoneInput']")
+    )
     chooser.set_input_files(str(samples["zidane.jpg"]))
     page.get_by_text("zidane.jpg ·").first.wait_for(timeout=60_000)
     assert len(_overlay_captions(page)) >= 1

@@ -23,9 +23,13 @@ _EXPORTS = {
     "Letterbox": "yolocam_core.detector",
     "HeadInfo": "yolocam_core.heads",
     "load_image": "yolocam_core.images",
+    "detector_from_keras_model": "yolocam_core.keras_import",
+    "load_keras_detector": "yolocam_core.keras_import",
     "ConfigError": "yolocam_core.errors",
     "ImageError": "yolocam_core.errors",
+    "ModelFileError": "yolocam_core.errors",
     "ModelNotFoundError": "yolocam_core.errors",
+    "UnsafeModelError": "yolocam_core.errors",
     "WeightsError": "yolocam_core.errors",
     "YolocamError": "yolocam_core.errors",
 }
@@ -39,9 +43,13 @@ __all__ = [  # noqa: RUF022 - same order as _EXPORTS
     "Letterbox",
     "HeadInfo",
     "load_image",
+    "detector_from_keras_model",
+    "load_keras_detector",
     "ConfigError",
     "ImageError",
+    "ModelFileError",
     "ModelNotFoundError",
+    "UnsafeModelError",
     "WeightsError",
     "YolocamError",
 ]
@@ -64,10 +72,13 @@ if TYPE_CHECKING:
     from yolocam_core.errors import (
         ConfigError,
         ImageError,
+        ModelFileError,
         ModelNotFoundError,
+        UnsafeModelError,
         WeightsError,
         YolocamError,
     )
     from yolocam_core.heads import HeadInfo
     from yolocam_core.images import load_image
+    from yolocam_core.keras_import import detector_from_keras_model, load_keras_detector
     from yolocam_core.zoo import DEFAULT_MODEL, load_detector, sample_images

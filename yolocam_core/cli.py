@@ -51,8 +51,62 @@ def _probability(text: str) -> float:
     return value
 
 
+def _input_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0 or value % 32:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive multiple of 32 (e.g. 416)")
+    return value
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="yolov4-tiny", help="model name (default: yolov4-tiny)")
+    parser.add_argument(
+        "--model",
+        default="yolov4-tiny",
+        metavar="NAME|PATH",
+        help="model name (default: yolov4-tiny), or your own model: a Darknet .cfg (its "
+        ".weights beside it, or --weights) or a Keras .keras/.h5 file with raw YOLO head outputs",
+    )
+    own = parser.add_argument_group("your own model (with --model PATH)")
+    own.add_argument("--weights", metavar="FILE", help="Darknet .weights for a .cfg --model")
+    own.add_argument(
+        "--classes",
+        metavar="FILE|coco|voc",
+        help="class names: a file with one name per line, or a preset (default: coco for 80 "
+        "classes, voc for 20)",
+    )
+    own.add_argument(
+        "--anchors",
+        metavar="W,H, W,H, ...",
+        help="anchor sizes in input pixels, e.g. '10,13, 16,30, 33,23, …' (default: the cfg's; "
+        "Keras models: YOLOv3's nine or tiny's six)",
+    )
+    own.add_argument(
+        "--anchor-masks",
+        metavar="MASKS",
+        help="Keras models: anchors of each head, coarsest first, e.g. '6,7,8; 3,4,5; 0,1,2', "
+        "or 'keras-yolo3' for its tiny model (default: split evenly, largest first)",
+    )
+    own.add_argument(
+        "--input-size",
+        type=_input_size,
+        metavar="N",
+        help="network input side in pixels, a multiple of 32 (default: the model's, else 416)",
+    )
+    own.add_argument(
+        "--letterbox",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the aspect ratio and pad (default: the cfg's letter_box; Keras models: on)",
+    )
+    own.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="load Keras models that contain Python code (Lambda layers, custom code); "
+        "only for files you wrote or trust",
+    )
     parser.add_argument(
         "--score", type=_probability, default=0.25, help="score threshold (default 0.25)"
     )
@@ -107,14 +161,34 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--opacity", type=_probability, default=0.5)
     explain.add_argument("--out", default="yolocam-out", help="output folder (default yolocam-out)")
     explain.add_argument("--json", action="store_true", help="print what was written as JSON")
+
+    from yolocam_core.evaluate import add_evaluate_parser
+
+    add_evaluate_parser(sub)
+
+    from yolocam_core.batch import add_batch_parser
+
+    add_batch_parser(sub)
     return parser
 
 
 def detector_from_args(args: argparse.Namespace):
-    """The detector named by the model options of :func:`_add_model_options`."""
+    """The detector named by the model options of :func:`_add_model_options`.
+
+    Commands whose parser lacks the "your own model" options get their defaults.
+    """
     from yolocam_core.zoo import load_detector
 
-    return load_detector(args.model)
+    return load_detector(
+        args.model,
+        weights=getattr(args, "weights", None),
+        classes=getattr(args, "classes", None),
+        anchors=getattr(args, "anchors", None),
+        anchor_masks=getattr(args, "anchor_masks", None),
+        input_size=getattr(args, "input_size", None),
+        letterbox=getattr(args, "letterbox", None),
+        trust_model_code=bool(getattr(args, "trust_model_code", False)),
+    )
 
 
 def format_table(image: str, width: int, height: int, detections, detector) -> str:
@@ -279,10 +353,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _quiet_tensorflow()
+    from yolocam_core.batch import run as run_batch
     from yolocam_core.errors import YolocamError
+    from yolocam_core.evaluate import run_evaluate
 
     try:
-        return {"detect": run_detect, "explain": run_explain}[args.command](args)
+        return {
+            "detect": run_detect,
+            "explain": run_explain,
+            "evaluate": run_evaluate,
+            "batch": run_batch,
+        }[args.command](args)
     except YolocamError as exc:
         _error(str(exc))
         return EXIT_FAILED

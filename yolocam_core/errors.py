@@ -21,3 +21,15 @@ class ImageError(YolocamError):
 
 class ModelNotFoundError(YolocamError):
     """A named model, or the package that ships its files, is not available."""
+
+
+class ModelFileError(YolocamError):
+    """A model file (Keras ``.h5``/``.keras``, class names, anchors) that we cannot use."""
+
+
+class UnsafeModelError(ModelFileError):
+    """A model file that would run Python code when loaded (Lambda layers, custom code).
+
+    Refused unless the caller trusts the file explicitly (``trust_model_code=True``,
+    the CLI's ``--trust-model-code``; never possible from the web app).
+    """

@@ -24,7 +24,7 @@ import keras
 
 from yolocam_core.darknet import load_darknet
 from yolocam_core.detector import Detector
-from yolocam_core.errors import ModelNotFoundError, WeightsError
+from yolocam_core.errors import ModelFileError, ModelNotFoundError, WeightsError
 from yolocam_core.heads import HeadInfo
 from yolocam_core.layers import CUSTOM_OBJECTS
 
@@ -122,22 +122,83 @@ def zoo_files(name: str) -> tuple[Path, Path, Path]:
     return cfg, weights, names
 
 
-def load_detector(name: str = DEFAULT_MODEL, *, use_cache: bool = True) -> Detector:
-    """Load a named model, converting it on first use and caching the result.
+def load_detector(
+    name: str | os.PathLike = DEFAULT_MODEL,
+    *,
+    use_cache: bool = True,
+    weights: str | os.PathLike | None = None,
+    classes=None,
+    anchors=None,
+    anchor_masks=None,
+    input_size: int | tuple[int, int] | None = None,
+    letterbox: bool | None = None,
+    trust_model_code: bool = False,
+) -> Detector:
+    """Load a named model or a model file, converting it on first use and caching it.
 
     Args:
-        name: a key of :data:`ZOO` (default ``"yolov4-tiny"``).
-        use_cache: read and write the converted-model cache.
+        name: a key of :data:`ZOO` (default ``"yolov4-tiny"``), or a path: a Darknet
+            ``.cfg`` (its ``.weights`` beside it, or ``weights=``), or a Keras
+            ``.keras`` / legacy ``.h5`` model whose outputs are the raw YOLO heads.
+        use_cache: read and write the converted-model cache (Darknet models).
+        weights: the ``.weights`` of a ``.cfg`` that is not beside it.
+        classes: ``"coco"``, ``"voc"``, a names file (one per line) or a list; None
+            guesses from the class count (80: COCO, 20: VOC).
+        anchors: (width, height) pairs in input pixels, ``"10,13, 16,30, …"`` or a
+            flat list; None: the cfg's, or for Keras models the YOLOv3 / tiny defaults.
+        anchor_masks: Keras models: which anchors each head uses, coarsest first
+            (``"6,7,8; 3,4,5; 0,1,2"``, a list, or ``"keras-yolo3"`` for its tiny model).
+        input_size: network input side (or (height, width)), a multiple of 32.
+        letterbox: keep the aspect ratio and pad; None: the cfg's ``letter_box``
+            (Darknet) or True (Keras, as keras-yolo3 and keras-YOLOv3-model-set).
+        trust_model_code: Keras models: load Lambda layers and other Python code.
+            Never set it for files you did not write.
 
     Returns:
         A ready :class:`~yolocam_core.detector.Detector`.
 
     Raises:
-        ModelNotFoundError: unknown name, or the package with the files is missing.
-        WeightsError: the weights file does not match its published checksum.
+        ModelNotFoundError: unknown name, missing file, or the package with the files is
+            missing.
+        WeightsError: weights that do not fit (expected and actual bytes named), or a
+            zoo model's weights that do not match their published checksum.
+        UnsafeModelError: a Keras file with Python code and no ``trust_model_code``.
+        ModelFileError, ConfigError: a file we cannot use; the message says why.
+
+    Example:
+        >>> load_detector("yolo3_mobilenetv2_lite_voc.h5", classes="voc")
+        >>> load_detector("yolov3.cfg", weights="yolov3.weights", input_size=608)
     """
-    if name not in ZOO:
+    options = {
+        "classes": classes,
+        "anchors": anchors,
+        "anchor_masks": anchor_masks,
+        "input_size": input_size,
+        "letterbox": letterbox,
+    }
+    if os.fspath(name) not in ZOO:
+        from yolocam_core import byo
+
+        if byo.looks_like_path(name):
+            return byo.load_model_file(
+                name, weights=weights, trust_model_code=trust_model_code, use_cache=use_cache,
+                **options,
+            )  # fmt: skip
         raise ModelNotFoundError(f"unknown model {name!r}; available: {', '.join(sorted(ZOO))}")
+    name = os.fspath(name)
+    if weights is not None or any(v is not None for v in options.values()):
+        from yolocam_core import byo
+
+        if options["anchor_masks"] is not None:
+            raise ModelFileError(f"{name} is a Darknet model: its anchor masks are in its cfg")
+        if weights is not None:
+            raise ModelFileError(f"{name} ships its own weights; weights= is for .cfg files")
+        cfg, weights_file, names_file = zoo_files(name)
+        del options["anchor_masks"]
+        options["classes"] = names_file if classes is None else classes
+        return byo.load_darknet_detector(
+            cfg, weights_file, use_cache=use_cache, name=name, **options
+        )
     entry = ZOO[name]
     cfg, weights, names_file = zoo_files(name)
     class_names = read_class_names(names_file)

@@ -1,0 +1,169 @@
+"""The web app's "Your model" sidebar section, headless (streamlit AppTest).
+
+A Keras model and a Darknet cfg + weights uploaded in the sidebar become the model of
+every page (overlays per head, the Model page); bad files, files with Python code and
+files over their size limit are one readable ``st.error`` each, never an exception,
+and the app keeps working on the default model.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from keras_models import make_one_class_fire, small_model
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+from test_byo_darknet import V4_CLASSES, YOLOV4_STYLE_3, write_model
+
+from yolocam_core.classes import VOC_CLASSES
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 180
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture(scope="module")
+def voc_keras(tmp_path_factory) -> bytes:
+    """A small three-head VOC model (128 px) whose coarsest head predicts "dog"."""
+    model = make_one_class_fire(small_model(num_classes=20, size=128), VOC_CLASSES.index("dog"))
+    path = tmp_path_factory.mktemp("voc") / "voc_small.keras"
+    model.save(path)
+    return path.read_bytes()
+
+
+def overlay_captions(at: AppTest) -> list[str]:
+    return [
+        c.split(" · score")[0] for img in at.get("image") for c in img.captions if "stride" in c
+    ]
+
+
+def heading(at: AppTest) -> str:
+    return next(h.value for h in at.main.subheader if " · " in h.value)
+
+
+def upload(at: AppTest, key: str, name: str, data: bytes) -> None:
+    at.sidebar.file_uploader(key=key).upload(name, data, "application/octet-stream").run()
+
+
+def test_upload_a_keras_model_and_explain_every_head(app, voc_keras):
+    upload(app, "byo_keras", "voc_small.keras", voc_keras)
+    app.sidebar.selectbox(key="byo_classes").set_value("voc").run()
+    app.sidebar.button(key="byo_load").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert app.sidebar.selectbox(key="model").value.startswith("upload:")
+    assert overlay_captions(app) == ["4×4 · stride 32", "8×8 · stride 16", "16×16 · stride 8"]
+    assert heading(app).startswith("gradcam · dog")  # VOC names in the detections
+    # Every page uses it; choices survive a change of page.
+    app.switch_page("pages/2_Model.py").run()
+    assert not app.exception and app.title[0].value == "Model · voc_small.keras"
+    assert list(app.dataframe[0].value["CAM layer (default)"]) == [
+        "conv_pw_pred_1_leaky_relu",
+        "conv_pw_pred_2_leaky_relu",
+        "conv_pw_pred_3_leaky_relu",
+    ]
+    app.switch_page("pages/1_Compare_methods.py").run()
+    assert not app.exception and len(app.get("image")) == 6 * 3
+    # Back to the default model, and to ours again, without reloading it.
+    app.switch_page("app.py").run()
+    ours = app.sidebar.selectbox(key="model").value
+    app.sidebar.selectbox(key="model").set_value("yolov4-tiny").run()
+    assert len(overlay_captions(app)) == 2
+    app.sidebar.selectbox(key="model").set_value(ours).run()
+    assert len(overlay_captions(app)) == 3 and not app.error
+
+
+def test_upload_a_darknet_model(app, tmp_path):
+    cfg, weights = write_model(tmp_path, "v4", YOLOV4_STYLE_3, seed=21)
+    app.sidebar.radio(key="byo_kind").set_value("darknet").run()
+    upload(app, "byo_cfg", "v4.cfg", cfg.read_bytes())
+    upload(app, "byo_weights", "v4.weights", weights.read_bytes())
+    app.sidebar.selectbox(key="byo_classes").set_value("file").run()
+    upload(app, "byo_names", "v4.names", "\n".join(V4_CLASSES).encode())
+    app.sidebar.button(key="byo_load").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert overlay_captions(app) == ["5×5 · stride 32", "10×10 · stride 16", "20×20 · stride 8"]
+
+
+def lambda_keras(tmp_path) -> bytes:
+    inputs = keras.Input((64, 64, 3))
+    x = keras.layers.Lambda(lambda t: t * 1.0, name="scale")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=32, padding="same")(x)
+    path = tmp_path / "lambda.keras"
+    keras.Model(inputs, [keras.layers.Conv2D(75, 1)(x)]).save(path)
+    return path.read_bytes()
+
+
+def decoded_keras(tmp_path) -> bytes:
+    inputs = keras.Input((64, 64, 3))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(8, 3, strides=32, padding="same")(inputs))
+    boxes = keras.layers.Reshape((10, 4))(keras.layers.Dense(40)(x))
+    path = tmp_path / "decoded.keras"
+    keras.Model(inputs, [boxes, keras.layers.Dense(10)(x)]).save(path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: ("broken.h5", b"<html>not a model</html>"), "broken.h5 is not an .h5"),
+        (lambda tmp: ("lambda.keras", lambda_keras(tmp)), "contains Python code"),
+        (lambda tmp: ("decoded.keras", decoded_keras(tmp)), "look already decoded"),
+        (lambda tmp: (None, None), "Upload a .h5 or .keras file first"),
+    ],
+    ids=["garbage", "lambda", "post-processed", "nothing"],
+)
+def test_bad_model_files_show_one_error_and_the_app_keeps_working(app, tmp_path, make, message):
+    name, data = make(tmp_path)
+    if name:
+        upload(app, "byo_keras", name, data)
+    app.sidebar.button(key="byo_load").click().run()
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert "Traceback" not in errors[0]
+    assert "--trust-model-code" not in errors[0] or "never" in errors[0]
+    assert app.sidebar.selectbox(key="model").value == "yolov4-tiny"
+    assert len(overlay_captions(app)) == 2
+
+
+def test_darknet_weights_that_do_not_fit(app, tmp_path):
+    cfg, weights = write_model(tmp_path, "v4", YOLOV4_STYLE_3, seed=22)
+    app.sidebar.radio(key="byo_kind").set_value("darknet").run()
+    upload(app, "byo_cfg", "v4.cfg", cfg.read_bytes())
+    app.sidebar.button(key="byo_load").click().run()
+    assert "Upload its .weights first" in app.error[0].value
+    upload(app, "byo_weights", "v4.weights", weights.read_bytes()[:-8])
+    app.sidebar.button(key="byo_load").click().run()
+    assert not app.exception and len(app.error) == 1
+    assert f"got {len(weights.read_bytes()) - 8:,} bytes" in app.error[0].value
+    assert "v4.weights does not fit v4.cfg" in app.error[0].value
+
+
+def test_upload_size_limits(app, voc_keras, monkeypatch, sample_rgb):
+    from yolocam_app import resources
+
+    monkeypatch.setitem(resources.UPLOAD_LIMITS, "keras", 10_000)
+    upload(app, "byo_keras", "voc_small.keras", voc_keras)
+    app.sidebar.button(key="byo_load").click().run()
+    assert not app.exception and len(app.error) == 1
+    assert "the limit for a Keras model is" in app.error[0].value
+    # Photos keep their own limit, checked in code.
+    monkeypatch.setitem(resources.UPLOAD_LIMITS, "image", 10_000)
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(sample_rgb["zidane.jpg"])).save(buffer, format="PNG")
+    app.sidebar.radio(key="source").set_value("Upload").run()
+    app.sidebar.file_uploader(key="upload").upload("big.png", buffer.getvalue(), "image/png").run()
+    assert not app.exception
+    assert any("the limit for a photo is" in e.value for e in app.error)
+    assert overlay_captions(app) == []
