@@ -130,6 +130,7 @@ def sidebar_ui() -> Settings:
             type=UPLOAD_TYPES,
             key="upload",
             on_change=_remember_upload,
+            max_upload_size=resources.UPLOAD_LIMITS["image"] // resources.MB,
         )
         # Kept in the session so that it survives a change of page.
         name, data = st.session_state.get("uploaded") or ("", None)
