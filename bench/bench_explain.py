@@ -29,18 +29,22 @@ import os
 import platform
 import pstats
 import statistics
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import cv2
 import keras
-import numpy as np
 import tensorflow as tf
 
 from yolocam_core import load_detector, load_image, sample_images
 from yolocam_core.explainer import Explainer
 from yolocam_core.targets import ClassTarget, DetectionTarget, ScoreContext, weighted_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from article_reference import article_heatmap
 
 
 def cpu_model() -> str:
@@ -55,28 +59,12 @@ def cpu_model() -> str:
 
 
 def article_loop(model, layers, tensor, size):
-    """The article's per-scale Grad-CAM, transcribed (tests/test_explainer.py checks it)."""
-    img = tensor[0]
-    W, H = size  # noqa: N806 - the article's names
-    heatmaps = []
-    for s, layer_name in enumerate(layers):
-        grad_model = tf.keras.models.Model(
-            [model.inputs], [model.get_layer(layer_name).output, model.outputs[s]]
-        )
-        with tf.GradientTape() as tape:
-            conv_outputs, predictions = grad_model(np.array([img]))
-            loss = predictions
-        grads = tape.gradient(loss, conv_outputs)
-        output = conv_outputs[0]
-        grads = grads[0]
-        guided_grads = tf.cast(output > 0, "float32") * tf.cast(grads > 0, "float32") * grads
-        weights = tf.reduce_mean(guided_grads, axis=(0, 1))
-        cam = np.ones(output.shape[0:2], dtype=np.float32)
-        for i, w in enumerate(weights):
-            cam += w * output[:, :, i]
-        cam = cv2.resize(cam.numpy(), (W, H))
-        heatmaps.append((cam - cam.min()) / (cam.max() - cam.min()))
-    return heatmaps
+    """The article's per-scale Grad-CAM as written (tests/test_explainer.py checks it)."""
+    width, height = size
+    return [
+        article_heatmap(model, layer_name, s, tensor[0], width, height)
+        for s, layer_name in enumerate(layers)
+    ]
 
 
 def main() -> None:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import threading
 
-import cv2
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from article_reference import article_heatmap
 
 from yolocam_core.cams import method_names
 from yolocam_core.detector import Detector
@@ -217,27 +217,6 @@ def test_gradcam_equals_tf_keras_vis(detector, explainer, bus, scale, kind):
 
 
 # 3. seed equals the article's snippet ----------------------------------------------------
-
-
-def article_heatmap(model, layer_name, s, img, W, H):  # noqa: N803 - the article's names
-    """The article's code, transcribed (eager; a new gradient model on every call)."""
-    grad_model = tf.keras.models.Model(
-        [model.inputs], [model.get_layer(layer_name).output, model.outputs[s]]
-    )
-    with tf.GradientTape() as tape:
-        conv_outputs, predictions = grad_model(np.array([img]))
-        loss = predictions
-    grads = tape.gradient(loss, conv_outputs)
-    output = conv_outputs[0]
-    grads = grads[0]
-    guided_grads = tf.cast(output > 0, "float32") * tf.cast(grads > 0, "float32") * grads
-    weights = tf.reduce_mean(guided_grads, axis=(0, 1))
-    cam = np.ones(output.shape[0:2], dtype=np.float32)
-    for i, w in enumerate(weights):
-        cam += w * output[:, :, i]
-    cam = cv2.resize(cam.numpy(), (W, H))
-    heatmap = (cam - cam.min()) / (cam.max() - cam.min())
-    return heatmap
 
 
 @pytest.mark.parametrize("name", SAMPLES)

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from article_reference import article_heatmap
 from keras_models import article_model, make_one_class_fire, small_model
 
 from yolocam_core import load_detector
@@ -112,27 +112,6 @@ def test_article_model_every_method_at_three_scales(article_explainers, square_p
         # Random weights: a ReLU'd map may be all zero for some target and scale; the
         # methods without ReLU never are.
         assert all(varied) if method in ("seed", "eigencam") else sum(varied) >= 3, method
-
-
-def article_heatmap(model, layer_name, s, img, W, H):  # noqa: N803 - the article's names
-    """The article's code, transcribed (eager; a new gradient model on every call)."""
-    grad_model = tf.keras.models.Model(
-        [model.inputs], [model.get_layer(layer_name).output, model.outputs[s]]
-    )
-    with tf.GradientTape() as tape:
-        conv_outputs, predictions = grad_model(np.array([img]))
-        loss = predictions
-    grads = tape.gradient(loss, conv_outputs)
-    output = conv_outputs[0]
-    grads = grads[0]
-    guided_grads = tf.cast(output > 0, "float32") * tf.cast(grads > 0, "float32") * grads
-    weights = tf.reduce_mean(guided_grads, axis=(0, 1))
-    cam = np.ones(output.shape[0:2], dtype=np.float32)
-    for i, w in enumerate(weights):
-        cam += w * output[:, :, i]
-    cam = cv2.resize(cam.numpy(), (W, H))
-    heatmap = (cam - cam.min()) / (cam.max() - cam.min())
-    return heatmap
 
 
 @pytest.mark.parametrize("fmt", ["h5", "keras"])
