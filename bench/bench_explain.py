@@ -38,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import cv2
 import keras
 import tensorflow as tf
+from machine import cpu_model
 
 from yolocam_core import load_detector, load_image, sample_images
 from yolocam_core.explainer import Explainer
@@ -45,17 +46,6 @@ from yolocam_core.targets import ClassTarget, DetectionTarget, ScoreContext, wei
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from article_reference import article_heatmap
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def article_loop(model, layers, tensor, size):
