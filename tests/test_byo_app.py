@@ -167,3 +167,14 @@ def test_upload_size_limits(app, voc_keras, monkeypatch, sample_rgb):
     assert not app.exception
     assert any("the limit for a photo is" in e.value for e in app.error)
     assert overlay_captions(app) == []
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"), [(10_000, 1), (1 << 20, 1), ((1 << 20) + 1, 2), (25 << 20, 25)]
+)
+def test_widget_limit_is_a_positive_whole_number_of_mb(monkeypatch, limit, expected):
+    # Streamlit's max_upload_size refuses 0; a limit under 1 MB must still give 1.
+    from yolocam_app import resources
+
+    monkeypatch.setitem(resources.UPLOAD_LIMITS, "image", limit)
+    assert resources.widget_limit_mb("image") == expected

@@ -102,6 +102,14 @@ def test_thresholds_are_validated(detector, sample_rgb):
     assert detector.detect(sample_rgb["bus.jpg"], score_threshold=1.0) == []
 
 
+def test_class_names_must_match_the_model(detector):
+    model, heads = detector.keras_model, detector.heads
+    with pytest.raises(ValueError, match="79 class names for a model with 80 classes"):
+        Detector(model, heads, detector.class_names[:79])
+    generic = Detector(model, heads, [])
+    assert generic.class_names[0] == "class_0" and generic.num_classes == 80
+
+
 # -- letterbox ---------------------------------------------------------------------------
 
 

@@ -434,6 +434,11 @@ def test_layer_name_with_two_scales(explainer, bus):
         explainer.explain(bus[1], SeedTarget(), layer="conv_27_leaky")
 
 
+def test_layer_for_a_scale_not_explained(explainer, bus):
+    with pytest.raises(ValueError, match="scale\\(s\\) 1 that are not being explained"):
+        explainer.explain(bus[1], SeedTarget(), scales=[0], layer={1: "conv_27_leaky"})
+
+
 def test_unknown_layer(explainer, bus):
     with pytest.raises(YolocamError, match="no_such_layer"):
         explainer.explain(bus[1], SeedTarget(), scales=[0], layer="no_such_layer")

@@ -74,6 +74,16 @@ UPLOAD_LIMIT_LABELS = {
 }
 
 
+def widget_limit_mb(kind: str) -> int:
+    """The uploader widget's own cap for ``kind``, in whole MB (rounded up, at least 1).
+
+    Streamlit's ``max_upload_size`` takes a positive integer of MB, so the browser
+    refuses clearly oversized files early; the exact byte limit is still checked by
+    :func:`check_upload_size`.
+    """
+    return max(1, -(-UPLOAD_LIMITS[kind] // MB))
+
+
 def check_upload_size(kind: str, file_name: str, size: int) -> None:
     """YolocamError when an upload of ``kind`` is over its limit."""
     limit = UPLOAD_LIMITS[kind]

@@ -130,7 +130,7 @@ def sidebar_ui() -> Settings:
             type=UPLOAD_TYPES,
             key="upload",
             on_change=_remember_upload,
-            max_upload_size=resources.UPLOAD_LIMITS["image"] // resources.MB,
+            max_upload_size=resources.widget_limit_mb("image"),
         )
         # Kept in the session so that it survives a change of page.
         name, data = st.session_state.get("uploaded") or ("", None)
@@ -187,7 +187,12 @@ def your_model_ui(bar) -> None:
         )
         if kind == "darknet":
             files = {
-                "cfg": st.file_uploader("Darknet .cfg", type=["cfg"], key="byo_cfg"),
+                "cfg": st.file_uploader(
+                    "Darknet .cfg",
+                    type=["cfg"],
+                    key="byo_cfg",
+                    max_upload_size=resources.widget_limit_mb("cfg"),
+                ),
                 "weights": st.file_uploader(
                     "Darknet .weights (up to 300 MB)", type=["weights"], key="byo_weights"
                 ),
@@ -208,7 +213,10 @@ def your_model_ui(bar) -> None:
         names_file = None
         if classes == "file":
             names_file = st.file_uploader(
-                "Class names file", type=["txt", "names"], key="byo_names"
+                "Class names file",
+                type=["txt", "names"],
+                key="byo_names",
+                max_upload_size=resources.widget_limit_mb("names"),
             )
         st.text_input(
             "Anchors (w,h pairs in pixels)",

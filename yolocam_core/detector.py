@@ -89,11 +89,14 @@ class Detector:
         keras_model: input (B, H, W, 3) float32 RGB in [0, 1]; one output per head,
             (B, h, w, A·(5+C)).
         heads: metadata of each head, in output order.
-        class_names: C names.
+        class_names: C names, or empty for ``class_0`` … ``class_{C-1}``.
         letterbox: keep the aspect ratio and pad with grey (as keras-yolo3 and
             Darknet's ``letter_box=1``); False resizes to the input size (Darknet's
             default).
         name: a short name shown in the UI.
+
+    Raises:
+        ValueError: ``class_names`` is not empty and its length is not the model's C.
     """
 
     def __init__(
@@ -107,8 +110,12 @@ class Detector:
         self.keras_model = keras_model
         self.heads: tuple[HeadInfo, ...] = tuple(heads)
         num_classes = self.heads[0].num_classes
-        names = list(class_names)[:num_classes]
-        names += [f"class_{k}" for k in range(len(names), num_classes)]
+        names = list(class_names) or [f"class_{k}" for k in range(num_classes)]
+        if len(names) != num_classes:
+            raise ValueError(
+                f"{len(names)} class names for a model with {num_classes} classes; "
+                f"pass exactly {num_classes} names, or none for class_0 … class_{num_classes - 1}"
+            )
         self.class_names: tuple[str, ...] = tuple(names)
         self.letterbox = bool(letterbox)
         self.name = name

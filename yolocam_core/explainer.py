@@ -419,7 +419,15 @@ class Explainer:
                     "to choose layers for several scales"
                 )
             return {scales[0]: layer}
-        return {int(s): str(name) for s, name in layer.items()}
+        chosen = {int(s): str(name) for s, name in layer.items()}
+        extra = sorted(set(chosen) - set(scales))
+        if extra:
+            raise ValueError(
+                f"layer= names scale(s) {', '.join(map(str, extra))} that are not being "
+                f"explained (scales: {', '.join(map(str, scales))}); add them to scales= "
+                "or drop them from layer="
+            )
+        return chosen
 
     def _check_scale(self, scale: int) -> None:
         if not 0 <= scale < self._num_heads:
