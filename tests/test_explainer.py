@@ -415,6 +415,25 @@ def test_letterboxed_detector_gives_image_shaped_heatmaps(detector, sample_rgb):
             assert any(m.heatmap.max() == pytest.approx(1.0) for m in result.maps)
 
 
+@pytest.mark.parametrize("letterbox", [False, True])
+@pytest.mark.parametrize("norm", ["per-map", "shared"])
+def test_compact_explanations_rebuild_the_same_heatmaps(detector, sample_rgb, letterbox, norm):
+    """What the app caches (grid maps only) gives back exactly the full explanation."""
+    explainer = Explainer(
+        Detector(detector.keras_model, detector.heads, detector.class_names, letterbox=letterbox)
+    )
+    image = sample_rgb["zidane.jpg"]
+    fwd = explainer.forward(image)
+    full = explainer.explain(fwd, DetectionTarget(explainer.detect(fwd)[0]), norm=norm)
+    compact = full.compact()
+    assert all(m.heatmap.size == 0 for m in compact.maps)
+    rebuilt = explainer.with_heatmaps(compact, image.shape[:2])
+    assert rebuilt.norm == norm and rebuilt.target == full.target
+    for got, want in zip(rebuilt.maps, full.maps, strict=True):
+        np.testing.assert_array_equal(got.heatmap, want.heatmap)
+        np.testing.assert_array_equal(got.grid_map, want.grid_map)
+
+
 def test_bad_method_lists_the_names(explainer, bus):
     image = bus[0]
     with pytest.raises(ValueError) as info:

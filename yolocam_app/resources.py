@@ -245,7 +245,7 @@ def explain(
         every = explain_detections(
             model_name, key, _image, score, iou, method, scales, norm, layers
         )
-        return every[target.index]
+        return get_explainer(model_name).with_heatmaps(every[target.index], _image.shape[:2])
     return get_explainer(model_name).explain(
         _image,
         target.build(detections),
@@ -272,10 +272,16 @@ def explain_detections(
     norm: str,
     layers: tuple[tuple[int, str], ...] = (),
 ) -> list[Explanation]:
-    """Every detection explained from one forward pass (``Explainer.explain_many``)."""
+    """Every detection explained from one forward pass (``Explainer.explain_many``).
+
+    Kept compact (grid maps only, see ``Explanation.compact``): ``st.cache_data`` copies
+    its value on every hit, and full-size heatmaps of every detection would be tens of
+    MB to copy on each change of target.
+    """
     detections = detect(model_name, key, _image, score, iou)
     count = min(len(detections), MAX_BATCH)
     targets = [TargetSpec("detection", k).build(detections) for k in range(count)]
-    return get_explainer(model_name).explain_many(
+    every = get_explainer(model_name).explain_many(
         _image, targets, method=method, scales=list(scales), layer=dict(layers) or None, norm=norm
     )
+    return [explanation.compact() for explanation in every]

@@ -16,6 +16,7 @@ built once per explainer and shared, read-only, by all threads.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,13 @@ class Explanation:
     box_xyxy: tuple[float, float, float, float] | None
     image_size: tuple[int, int]
     maps: tuple[ScaleMap, ...]
+
+    def compact(self) -> Explanation:
+        """A copy without the (H, W) heatmaps (empty (0, 0) arrays), for caching; the
+        grid maps are kept, :meth:`Explainer.with_heatmaps` rebuilds the rest."""
+        empty = np.zeros((0, 0), np.float32)
+        maps = tuple(dataclasses.replace(m, heatmap=empty) for m in self.maps)
+        return dataclasses.replace(self, maps=maps)
 
     def by_scale(self, scale: int) -> ScaleMap:
         for m in self.maps:
@@ -364,14 +372,40 @@ class Explainer:
             for target, items in zip(targets, per_target, strict=True)
         ]
 
-    def _finish(self, fwd, target, method, norm, items, names) -> Explanation:
-        resized = [self.to_image(grid_map, fwd.letterbox) for _, _, grid_map, _ in items]
+    def heatmaps(
+        self, grid_maps: Sequence[np.ndarray], letterbox: Letterbox, norm: str = "per-map"
+    ) -> list[np.ndarray]:
+        """Raw (h_s, w_s) grid maps -> (H, W) float32 heatmaps in [0, 1] over the image.
+
+        Bilinear resizing through ``letterbox`` (see :meth:`to_image`), then min–max
+        normalisation per map or, with ``norm="shared"``, over all the given maps.
+        """
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        resized = [self.to_image(grid_map, letterbox) for grid_map in grid_maps]
         if norm == "shared":
             lo = min(float(r.min()) for r in resized)
             hi = max(float(r.max()) for r in resized)
-            heatmaps = [_minmax(r, lo, hi) for r in resized]
-        else:
-            heatmaps = [_minmax(r, float(r.min()), float(r.max())) for r in resized]
+            return [_minmax(r, lo, hi) for r in resized]
+        return [_minmax(r, float(r.min()), float(r.max())) for r in resized]
+
+    def with_heatmaps(self, explanation: Explanation, image_size: tuple[int, int]) -> Explanation:
+        """``explanation`` with its heatmaps recomputed from its grid maps.
+
+        Lets a cache keep only the small grid maps (see :meth:`Explanation.compact`)
+        and rebuild the (H, W) heatmaps of the one explanation shown.
+        """
+        letterbox = self.detector.letterbox_for(image_size)
+        grid_maps = [m.grid_map for m in explanation.maps]
+        heatmaps = self.heatmaps(grid_maps, letterbox, explanation.norm)
+        maps = tuple(
+            dataclasses.replace(m, heatmap=h)
+            for m, h in zip(explanation.maps, heatmaps, strict=True)
+        )
+        return dataclasses.replace(explanation, maps=maps)
+
+    def _finish(self, fwd, target, method, norm, items, names) -> Explanation:
+        heatmaps = self.heatmaps([grid_map for _, _, grid_map, _ in items], fwd.letterbox, norm)
         maps = tuple(
             ScaleMap(
                 scale=scale,
