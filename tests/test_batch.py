@@ -30,7 +30,6 @@ from yolocam_core.batch import (
     SUMMARY_COLUMNS,
     TIMING_COLUMNS,
     BatchSettings,
-    check_metrics_available,
     image_dir,
     run_batch,
 )
@@ -329,12 +328,6 @@ def test_metrics_columns_equal_yolocam_evaluate(folder, tmp_path, detector):
         assert row.insertion_auc == pytest.approx(ref.insertion_auc, abs=1e-6)
 
 
-def test_metrics_without_the_metrics_module_fail_with_a_message(monkeypatch):
-    monkeypatch.setitem(sys.modules, "yolocam_core.metrics", None)
-    with pytest.raises(YolocamError, match="run without --metrics"):
-        check_metrics_available()
-
-
 def test_bad_input_is_one_line(capsys, tmp_path, folder):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -359,7 +352,7 @@ def test_bad_input_is_one_line(capsys, tmp_path, folder):
 def test_model_options_reach_the_workers(tmp_path, monkeypatch):
     """Workers load the model themselves: every model option goes into the settings,
     file paths made absolute (a Ray actor runs in another folder)."""
-    from yolocam_core.batch import _model_options
+    from yolocam_core.batch.command import _model_options
     from yolocam_core.cli import build_parser
 
     monkeypatch.chdir(tmp_path)

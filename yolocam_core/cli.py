@@ -61,6 +61,16 @@ def _input_size(text: str) -> int:
     return value
 
 
+def _add_map_options(parser: argparse.ArgumentParser) -> None:
+    """--scales, --norm, --colormap and --opacity (``explain`` and ``batch``)."""
+    parser.add_argument(
+        "--scales", default="all", help="'all' or comma-separated head indices, e.g. 0,1"
+    )
+    parser.add_argument("--norm", default="per-map", choices=("per-map", "shared"))
+    parser.add_argument("--colormap", default="jet", choices=("jet", "turbo", "viridis"))
+    parser.add_argument("--opacity", type=_probability, default=0.5)
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -153,12 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(the article's whole head output); default detection:0",
     )
     explain.add_argument("--method", default="gradcam", choices=method_names())
-    explain.add_argument(
-        "--scales", default="all", help="'all' or comma-separated head indices, e.g. 0,1"
-    )
-    explain.add_argument("--norm", default="per-map", choices=("per-map", "shared"))
-    explain.add_argument("--colormap", default="jet", choices=("jet", "turbo", "viridis"))
-    explain.add_argument("--opacity", type=_probability, default=0.5)
+    _add_map_options(explain)
     explain.add_argument("--out", default="yolocam-out", help="output folder (default yolocam-out)")
     explain.add_argument("--json", action="store_true", help="print what was written as JSON")
 

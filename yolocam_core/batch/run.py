@@ -1,0 +1,254 @@
+"""``run_batch``: list, skip what is complete, run an engine, write the summary."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from yolocam_core.batch.engines import load_detector_for, run_local, run_ray
+from yolocam_core.batch.folders import image_dir, list_images, read_marker
+from yolocam_core.batch.image import error_row, resolve_targets
+from yolocam_core.batch.settings import (
+    ENGINES,
+    METRIC_COLUMNS,
+    RAY_LOG,
+    SUMMARY_COLUMNS,
+    SUMMARY_CSV,
+    SUMMARY_PARQUET,
+    BatchReport,
+    BatchSettings,
+    ImageItem,
+    source_stat,
+)
+from yolocam_core.errors import YolocamError
+
+
+def run_batch(
+    input_dir: str | Path,
+    out_dir: str | Path,
+    settings: BatchSettings,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    detector_factory: Callable[[], Any] | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> BatchReport:
+    """Explain every image under ``input_dir`` into ``out_dir`` and write the summary.
+
+    Args:
+        input_dir: folder of images (searched recursively).
+        out_dir: output folder (created); a previous run's output is resumed.
+        settings: what to compute.
+        engine: ``"local"`` or ``"ray"``.
+        workers: local processes, or Ray actors.
+        address: a Ray cluster's address (``engine="ray"``); None starts a local Ray.
+        detector_factory: loads the detector in this process (default: the zoo model
+            ``settings.model``); called only when there is work to do.
+        progress: show a progress bar (None: only on a terminal).
+        log: called with one line per failed image (default: on stderr).
+
+    Returns:
+        A :class:`BatchReport`. The summary has every listed image: its rows from its
+        marker, or one error row.
+
+    Raises:
+        YolocamError: bad input folder, bad settings, engine problems (one line).
+    """
+    start = time.perf_counter()
+    if engine not in ENGINES:
+        raise YolocamError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if workers < 1:
+        raise YolocamError(f"--workers {workers}: must be at least 1")
+    if address and engine != "ray":
+        raise YolocamError("--address is for --engine ray")
+    out = Path(out_dir)
+    items = list_images(input_dir, exclude=out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise YolocamError(
+            f"{out}: cannot create the output folder ({exc.strerror or exc})"
+        ) from None
+    fingerprint = settings.fingerprint()
+    results: dict[str, dict] = {}
+    pending: list[ImageItem] = []
+    for item in items:
+        marker = read_marker(image_dir(out, item.rel), fingerprint, source_stat(item.path))
+        if marker is not None:
+            results[item.rel] = marker
+        else:
+            pending.append(item)
+    report = BatchReport(total=len(items), skipped=len(results))
+    explainer = None
+    if pending:  # load the model here only when there is work: validates the settings
+        explainer = _make_explainer(settings, detector_factory)
+
+    with contextlib.ExitStack() as stack:
+        stream = sys.stderr
+        if pending and engine == "ray":
+            # Ray's C++ core writes warnings straight to file descriptor 2, and its
+            # driver prints the raylet's warnings on stdout; keep both in a log file so
+            # that the terminal has only the bar and our one-line messages.
+            stream = stack.enter_context(_native_stderr_to(out / RAY_LOG))
+            stack.enter_context(
+                contextlib.redirect_stdout(
+                    stack.enter_context(open(out / RAY_LOG, "a", encoding="utf-8"))
+                )
+            )
+        say = log or (lambda line: print(line, file=stream, flush=True))
+        bar = _progress_bar(len(items), len(results), progress, stream)
+
+        def on_result(item: ImageItem, marker: dict) -> None:
+            results[item.rel] = marker
+            report.computed += 1
+            if marker.get("status") != "ok":
+                line = f"yolocam: error: {marker.get('error')}"
+                if bar is not None and not bar.disable and log is None:
+                    bar.write(line, file=stream)
+                else:
+                    say(line)
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            if pending and engine == "local":
+                run_local(pending, out, settings, workers, explainer, on_result)
+            elif pending:
+                explainer = None  # the actors load their own
+                run_ray(pending, Path(input_dir), out, settings, workers, address, on_result)
+        except KeyboardInterrupt:
+            report.interrupted = True
+        except YolocamError:
+            # The engine failed part-way: keep what finished in the summary, then report.
+            _finish(report, items, results, out, interrupted=True)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    _finish(report, items, results, out, interrupted=report.interrupted)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+@contextlib.contextmanager
+def _native_stderr_to(path: Path):
+    """Send file descriptor 2 (native libraries' output) to ``path`` for a while; yield a
+    stream for our own messages that still reaches the real stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    own = None
+    try:
+        own = sys.stderr
+        if _fileno(sys.stderr) == 2:  # a terminal or a pipe, not a capture object
+            own = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+        os.dup2(target, 2)
+        yield own
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(target)
+        if own is not None and own is not sys.stderr:
+            own.close()
+
+
+def _fileno(stream) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _make_explainer(settings: BatchSettings, detector_factory):
+    """Load the detector in this process, check the settings against it (one-line
+    YolocamError) and return an explainer."""
+    from yolocam_core.cams import get_method
+    from yolocam_core.explainer import Explainer
+
+    for method in settings.methods:
+        try:
+            get_method(method)
+        except ValueError as exc:
+            raise YolocamError(str(exc)) from None
+    if not settings.methods:
+        raise YolocamError("--methods: give at least one method")
+    detector = detector_factory() if detector_factory else load_detector_for(settings)
+    resolve_targets(settings.targets, detector.class_names)
+    if settings.scales is not None:
+        bad = [s for s in settings.scales if not 0 <= s < len(detector.heads)]
+        if bad or not settings.scales:
+            raise YolocamError(
+                f"--scales: this model has scales 0..{len(detector.heads) - 1}; got {bad or 'none'}"
+            )
+    return Explainer(detector)
+
+
+def _progress_bar(total: int, initial: int, progress: bool | None, stream):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the bar is a nicety; never a reason to fail
+        return None
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="img",
+        desc="yolocam batch",
+        disable=None if progress is None else not progress,
+        file=stream,
+        dynamic_ncols=True,
+    )
+
+
+def _finish(report, items, results, out, interrupted: bool) -> None:
+    rows: list[dict] = []
+    for item in items:
+        marker = results.get(item.rel)
+        if marker is None:
+            if interrupted:
+                continue  # not reached before the interruption; the next run does it
+            message = f"{item.rel}: not processed (the engine returned no result)"
+            marker = {"status": "error", "error": message, "rows": [error_row(item.rel, message)]}
+        if marker.get("status") != "ok":
+            report.failures.append((item.rel, str(marker.get("error"))))
+        rows.extend(marker["rows"])
+    report.failed = len(report.failures)
+    report.summary_csv, report.summary_parquet = write_summary(rows, out)
+
+
+def summary_frame(rows: Iterable[dict]):
+    """The summary rows as a pandas DataFrame with the columns of :data:`SUMMARY_COLUMNS`
+    (then any metric columns), typed, in a deterministic order."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows))
+    extra = [c for c in METRIC_COLUMNS if c in frame.columns]
+    extra += sorted(c for c in frame.columns if c not in SUMMARY_COLUMNS and c not in extra)
+    for column in SUMMARY_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    frame = frame[[*SUMMARY_COLUMNS, *extra]]
+    dtypes = dict(SUMMARY_COLUMNS) | {c: METRIC_COLUMNS.get(c, "Float64") for c in extra}
+    frame = frame.astype(dtypes)
+    return frame.reset_index(drop=True)
+
+
+def write_summary(rows: Sequence[dict], out_dir: Path) -> tuple[Path, Path]:
+    """Write ``summary.csv`` and ``summary.parquet`` (each by atomic rename)."""
+    frame = summary_frame(rows)
+    csv_path, parquet_path = out_dir / SUMMARY_CSV, out_dir / SUMMARY_PARQUET
+    for path, write in (
+        (csv_path, lambda p: frame.to_csv(p, index=False)),
+        (parquet_path, lambda p: frame.to_parquet(p, index=False)),
+    ):
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        write(tmp)
+        os.replace(tmp, path)
+    return csv_path, parquet_path

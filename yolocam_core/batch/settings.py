@@ -1,0 +1,160 @@
+"""What a batch run computes (:class:`BatchSettings`), its inputs and report, and the
+summary's columns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Bump when the per-image folder layout or the rows change: older markers then
+#: count as stale and their images are recomputed.
+FORMAT_VERSION = 1
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+DONE_MARKER, ERROR_MARKER = "done.json", "error.json"
+IMAGES_SUBDIR = "images"
+SUMMARY_CSV, SUMMARY_PARQUET = "summary.csv", "summary.parquet"
+RAY_LOG = "ray-driver.log"  # what Ray's native code printed during an ``engine="ray"`` run
+ENGINES = ("local", "ray")
+
+#: Summary columns and their pandas dtypes, in order. Metric columns (``--metrics``,
+#: :data:`METRIC_COLUMNS`) follow them.
+SUMMARY_COLUMNS: dict[str, str] = {
+    "image": "string",  # path relative to the input folder, '/'-separated
+    "status": "string",  # "ok" or "error"
+    "error": "string",  # the error, for status == "error"
+    "width": "Int64",
+    "height": "Int64",
+    "n_detections": "Int64",
+    "target": "string",  # "detection", "class" or "seed"
+    "target_label": "string",  # e.g. "person 0.99", "class dog"
+    "detection": "Int64",  # index K into detections.json (the box the row is about)
+    "class_id": "Int64",
+    "class_name": "string",
+    "det_score": "Float64",
+    "x1": "Float64",
+    "y1": "Float64",
+    "x2": "Float64",
+    "y2": "Float64",
+    "det_scale": "Int64",  # the scale that predicted the detection
+    "method": "string",
+    "scale": "Int64",
+    "grid": "string",  # e.g. "13x13"
+    "layer": "string",
+    "target_score": "Float64",  # the explained score at this scale
+    "overlay": "string",  # relative to OUT_DIR
+    "raw_map": "string",  # relative to OUT_DIR
+    "seconds": "Float64",  # wall time of the whole image (timing: differs run to run)
+}
+#: Columns that measure time and so differ between otherwise identical runs.
+TIMING_COLUMNS = ("seconds",)
+#: Metric columns and their dtypes, in order, when ``metrics=True`` (the names of
+#: ``yolocam evaluate``; empty for rows without a box, e.g. ``seed`` targets).
+METRIC_COLUMNS: dict[str, str] = {
+    "pointing_game": "boolean",  # the map's peak is inside the box
+    "energy_pointing_game": "Float64",  # share of the map's mass inside the box
+    "deletion_auc": "Float64",  # lower = more faithful
+    "insertion_auc": "Float64",  # higher = more faithful
+}
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What to compute for every image; everything here is part of the fingerprint.
+
+    Attributes:
+        model: a zoo model name or a model file (see :func:`yolocam_core.zoo.load_detector`).
+        model_options: other keyword arguments of ``load_detector`` as (name, value)
+            pairs, e.g. ``(("weights", "/abs/yolov4.weights"), ("classes", "coco"))``;
+            give file paths absolute (workers may run elsewhere).
+        score: detection score threshold.
+        iou: NMS IoU threshold.
+        methods: CAM method names (see :func:`yolocam_core.cams.method_names`).
+        targets: ``"detections"`` (every detected box), ``"class:NAME"`` (one class;
+            its rows are repeated per detection of that class, or one row per scale
+            if there is none) or ``"seed"`` (the article's whole head output).
+        scales: head indices, or None for all.
+        norm: ``"per-map"`` or ``"shared"``.
+        colormap: overlay colour map.
+        opacity: overlay opacity.
+        sheet: also write a side-by-side sheet per target × method.
+        metrics: add pointing game, energy-based pointing game and deletion/insertion
+            AUC per row with a box (:mod:`yolocam_core.metrics`, computed as
+            ``yolocam evaluate`` does, without its random baseline and sanity check).
+        metrics_steps: deletion/insertion steps (2·(steps−1) forward passes per map);
+            None: ``yolocam_core.metrics.DEFAULT_STEPS``, as ``yolocam evaluate``.
+    """
+
+    model: str = "yolov4-tiny"
+    model_options: tuple[tuple[str, Any], ...] = ()
+    score: float = 0.25
+    iou: float = 0.45
+    methods: tuple[str, ...] = ("gradcam",)
+    targets: str = "detections"
+    scales: tuple[int, ...] | None = None
+    norm: str = "per-map"
+    colormap: str = "jet"
+    opacity: float = 0.5
+    sheet: bool = False
+    metrics: bool = False
+    metrics_steps: int | None = None
+
+    def fingerprint(self) -> str:
+        """A short hash of the settings, the output format version and the size and
+        modification time of any model file named (a retrained model is new work)."""
+        data = asdict(self)
+        data["format"] = FORMAT_VERSION
+        data["files"] = [
+            source_stat(str(value))
+            for value in (self.model, *(v for _, v in self.model_options))
+            if isinstance(value, str) and os.path.isfile(value)
+        ]
+        text = json.dumps(data, sort_keys=True, default=list)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One input image: its path and its name relative to the input folder."""
+
+    path: str
+    rel: str
+
+
+@dataclass
+class BatchReport:
+    """What a :func:`run_batch` call did.
+
+    Attributes:
+        total: images found.
+        computed: images processed in this run (successfully or not).
+        skipped: images already complete from an earlier run.
+        failed: images whose summary rows are errors (this run or, for none, earlier).
+        failures: (image, error) of the failed images.
+        summary_csv, summary_parquet: where the summary was written.
+        seconds: wall time of the call.
+        interrupted: the run was interrupted; finished images are kept.
+    """
+
+    total: int = 0
+    computed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    summary_csv: Path | None = None
+    summary_parquet: Path | None = None
+    seconds: float = 0.0
+    interrupted: bool = False
+
+
+def source_stat(path: str) -> dict | None:
+    """Size and modification time of a file (what makes a result stale), or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
