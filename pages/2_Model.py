@@ -41,7 +41,9 @@ st.caption(
     "By default each scale is explained at the layer that feeds its head's final "
     "convolution. Earlier layers give coarser-to-finer, less class-specific maps."
 )
-chosen = dict(st.session_state.get("layers", {}))
+# Kept per model (layer names differ between models); the pages use them through
+# yolocam_app.views.chosen_layers.
+chosen = dict(st.session_state.get("layers", {}).get(settings.model_name, {}))
 for head in detector.heads:
     options = explainer.candidate_layers(head.index)
     current = chosen.get(head.index, head.cam_layer)
@@ -55,7 +57,7 @@ for head in detector.heads:
         chosen.pop(head.index, None)
     else:
         chosen[head.index] = layer
-st.session_state["layers"] = chosen
+st.session_state["layers"] = st.session_state.get("layers", {}) | {settings.model_name: chosen}
 if chosen:
     st.info(f"Custom layers in use: {chosen}. Choose the default to go back.")
 

@@ -62,7 +62,7 @@ if not methods:
 detection = ctx.detections[spec.index]
 heads = ctx.detector.heads
 scales = tuple(range(len(heads)))
-layers = tuple(sorted(st.session_state.get("layers", {}).items()))
+layers = ctx.layers(scales)
 try:
     with st.spinner(f"Measuring {len(methods)} method(s) × {len(scales)} scales…"):
         results = {

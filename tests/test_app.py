@@ -141,9 +141,13 @@ def test_model_page_lists_heads_and_lets_experts_pick_a_layer(app):
     assert list(heads["grid"]) == ["13×13", "26×26"]
     assert list(heads["CAM layer (default)"]) == ["conv_28_leaky", "conv_35_leaky"]
     app.selectbox(key="layer_0").set_value("conv_27_leaky").run()
-    assert app.session_state["layers"] == {0: "conv_27_leaky"}
+    assert app.session_state["layers"] == {"yolov4-tiny": {0: "conv_27_leaky"}}
     app.switch_page("app.py").run()
     assert not app.exception and len(overlay_captions(app)) == 2
+    # One scale only: the layer chosen for the other scale is left out, not an error.
+    app.radio(key="scales_mode").set_value("One").run()
+    app.selectbox(key="scales_one").set_value(1).run()
+    assert not app.exception and not app.error and len(overlay_captions(app)) == 1
 
 
 def test_sidebar_choices_and_upload_survive_a_change_of_page(app, sample_rgb):

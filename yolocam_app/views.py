@@ -31,9 +31,13 @@ class Context:
             settings.model_name, self.key, self.image, settings.score, settings.iou
         )
 
+    def layers(self, scales: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
+        """The expert layers chosen on the Model page for this model, for ``scales``."""
+        return chosen_layers(self.settings.model_name, scales)
+
     def explain(self, target: TargetSpec, method: str, scales: tuple[int, ...]):
         s = self.settings
-        layers = tuple(sorted(st.session_state.get("layers", {}).items()))
+        layers = self.layers(scales)
         return resources.explain(
             s.model_name,
             self.key,
@@ -46,6 +50,13 @@ class Context:
             s.norm,
             layers,
         )
+
+
+def chosen_layers(model_name: str, scales: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
+    """(scale, layer) pairs chosen on the Model page for ``model_name``, only for
+    ``scales`` (choices are kept per model: layer names differ between models)."""
+    chosen = st.session_state.get("layers", {}).get(model_name, {})
+    return tuple(sorted((s, layer) for s, layer in chosen.items() if s in scales))
 
 
 def context_or_stop(settings: Settings) -> Context:
