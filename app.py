@@ -13,6 +13,7 @@ from yolocam_app import downloads
 from yolocam_app.sidebar import page_setup
 from yolocam_app.views import context_or_stop, heatmap_figure, overlays_ui, scales_ui, target_ui
 from yolocam_core import render
+from yolocam_core.errors import YolocamError
 
 settings = page_setup()
 st.title("Why did the detector fire?")
@@ -35,7 +36,11 @@ def explore() -> None:
     with controls[2]:
         scales = scales_ui(ctx)
 
-    explanation = ctx.explain(target, settings.method, scales)
+    try:
+        explanation = ctx.explain(target, settings.method, scales)
+    except YolocamError as exc:  # e.g. an uploaded model evicted by other sessions
+        st.error(f"Cannot explain this: {exc}.")
+        return
     st.subheader(f"{explanation.method} · {explanation.target}")
     row = st.columns(1 + len(explanation.maps))
     row[0].image(

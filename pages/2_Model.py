@@ -51,7 +51,7 @@ for head in detector.heads:
         f"{head.label}",
         options,
         index=options.index(current) if current in options else options.index(head.cam_layer),
-        key=f"layer_{head.index}",
+        key=f"layer_{settings.model_name}_{head.index}",  # per model: names differ
     )
     if layer == head.cam_layer:
         chosen.pop(head.index, None)

@@ -140,7 +140,7 @@ def test_model_page_lists_heads_and_lets_experts_pick_a_layer(app):
     heads = app.dataframe[0].value
     assert list(heads["grid"]) == ["13×13", "26×26"]
     assert list(heads["CAM layer (default)"]) == ["conv_28_leaky", "conv_35_leaky"]
-    app.selectbox(key="layer_0").set_value("conv_27_leaky").run()
+    app.selectbox(key="layer_yolov4-tiny_0").set_value("conv_27_leaky").run()
     assert app.session_state["layers"] == {"yolov4-tiny": {0: "conv_27_leaky"}}
     app.switch_page("app.py").run()
     assert not app.exception and len(overlay_captions(app)) == 2

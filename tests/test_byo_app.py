@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from test_byo_darknet import V4_CLASSES, YOLOV4_STYLE_3, write_model
 
 from yolocam_core.classes import VOC_CLASSES
+from yolocam_core.errors import YolocamError
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180
@@ -93,6 +94,38 @@ def test_upload_a_darknet_model(app, tmp_path):
     app.sidebar.button(key="byo_load").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert overlay_captions(app) == ["5×5 · stride 32", "10×10 · stride 16", "20×20 · stride 8"]
+
+
+def test_expert_layers_stay_with_their_model(app, default_model_files):
+    """Two models with the same layer names (the default one and an uploaded copy): a
+    layer chosen for one on the Model page is not carried over to the other."""
+    cfg, weights, _ = default_model_files
+    app.sidebar.radio(key="byo_kind").set_value("darknet").run()
+    upload(app, "byo_cfg", "copy.cfg", cfg.read_bytes())
+    upload(app, "byo_weights", "copy.weights", weights.read_bytes())
+    app.sidebar.button(key="byo_load").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    copy = app.sidebar.selectbox(key="model").value
+    assert copy.startswith("upload:")
+    app.switch_page("pages/2_Model.py").run()
+    app.selectbox(key=f"layer_{copy}_0").set_value("conv_27_leaky").run()
+    app.sidebar.selectbox(key="model").set_value("yolov4-tiny").run()
+    assert not app.exception
+    layers = app.session_state["layers"]
+    assert layers[copy] == {0: "conv_27_leaky"} and not layers.get("yolov4-tiny")
+    assert app.selectbox(key="layer_yolov4-tiny_0").value == "conv_28_leaky"
+
+
+def test_an_explain_error_in_the_explore_part_is_one_message(app, monkeypatch):
+    from yolocam_app import resources
+
+    def evicted(*args, **kwargs):
+        raise YolocamError("this uploaded model is no longer loaded; load it again")
+
+    monkeypatch.setattr(resources, "explain", evicted)
+    app.radio(key="target_kind").set_value("A class").run()
+    assert not app.exception
+    assert any("no longer loaded" in e.value for e in app.error)
 
 
 def lambda_keras(tmp_path) -> bytes:
@@ -170,10 +203,12 @@ def test_upload_size_limits(app, voc_keras, monkeypatch, sample_rgb):
 
 
 @pytest.mark.parametrize(
-    ("limit", "expected"), [(10_000, 1), (1 << 20, 1), ((1 << 20) + 1, 2), (25 << 20, 25)]
+    ("limit", "expected"),
+    [(10_000, 1), (1_000_000, 1), (1_000_001, 2), (1 << 20, 2), (25 << 20, 27)],
 )
 def test_widget_limit_is_a_positive_whole_number_of_mb(monkeypatch, limit, expected):
-    # Streamlit's max_upload_size refuses 0; a limit under 1 MB must still give 1.
+    # Streamlit's max_upload_size refuses 0 (a limit under 1 MB must still give 1), and
+    # the browser reads it as decimal MB: never below the limit in bytes.
     from yolocam_app import resources
 
     monkeypatch.setitem(resources.UPLOAD_LIMITS, "image", limit)

@@ -427,7 +427,7 @@ def test_compact_explanations_rebuild_the_same_heatmaps(detector, sample_rgb, le
     full = explainer.explain(fwd, DetectionTarget(explainer.detect(fwd)[0]), norm=norm)
     compact = full.compact()
     assert all(m.heatmap.size == 0 for m in compact.maps)
-    rebuilt = explainer.with_heatmaps(compact, image.shape[:2])
+    rebuilt = explainer.with_heatmaps(compact)
     assert rebuilt.norm == norm and rebuilt.target == full.target
     for got, want in zip(rebuilt.maps, full.maps, strict=True):
         np.testing.assert_array_equal(got.heatmap, want.heatmap)

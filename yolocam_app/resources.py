@@ -75,13 +75,14 @@ UPLOAD_LIMIT_LABELS = {
 
 
 def widget_limit_mb(kind: str) -> int:
-    """The uploader widget's own cap for ``kind``, in whole MB (rounded up, at least 1).
+    """The uploader widget's own cap for ``kind``: a positive whole number of MB.
 
-    Streamlit's ``max_upload_size`` takes a positive integer of MB, so the browser
-    refuses clearly oversized files early; the exact byte limit is still checked by
-    :func:`check_upload_size`.
+    Streamlit's ``max_upload_size`` takes MB, which its browser code turns into bytes
+    as MB × 10⁶ (× 2²⁰ on Windows), so the limit is rounded up in decimal MB: the
+    browser refuses clearly oversized files early and never a file within the limit;
+    the exact byte limit is checked by :func:`check_upload_size`.
     """
-    return max(1, -(-UPLOAD_LIMITS[kind] // MB))
+    return max(1, -(-UPLOAD_LIMITS[kind] // 1_000_000))
 
 
 def check_upload_size(kind: str, file_name: str, size: int) -> None:
@@ -245,7 +246,7 @@ def explain(
         every = explain_detections(
             model_name, key, _image, score, iou, method, scales, norm, layers
         )
-        return get_explainer(model_name).with_heatmaps(every[target.index], _image.shape[:2])
+        return get_explainer(model_name).with_heatmaps(every[target.index])
     return get_explainer(model_name).explain(
         _image,
         target.build(detections),

@@ -389,13 +389,14 @@ class Explainer:
             return [_minmax(r, lo, hi) for r in resized]
         return [_minmax(r, float(r.min()), float(r.max())) for r in resized]
 
-    def with_heatmaps(self, explanation: Explanation, image_size: tuple[int, int]) -> Explanation:
-        """``explanation`` with its heatmaps recomputed from its grid maps.
+    def with_heatmaps(self, explanation: Explanation) -> Explanation:
+        """``explanation`` with its (H, W) heatmaps recomputed from its grid maps, over
+        its ``image_size`` and with its ``norm``.
 
         Lets a cache keep only the small grid maps (see :meth:`Explanation.compact`)
-        and rebuild the (H, W) heatmaps of the one explanation shown.
+        and rebuild the heatmaps of the one explanation shown.
         """
-        letterbox = self.detector.letterbox_for(image_size)
+        letterbox = self.detector.letterbox_for(explanation.image_size)
         grid_maps = [m.grid_map for m in explanation.maps]
         heatmaps = self.heatmaps(grid_maps, letterbox, explanation.norm)
         maps = tuple(

@@ -3,7 +3,7 @@
 Modules: :mod:`~yolocam_core.batch.settings` (what to compute, the summary's
 columns), :mod:`~yolocam_core.batch.folders` (input listing, output layout, markers),
 :mod:`~yolocam_core.batch.image` (one image), :mod:`~yolocam_core.batch.engines`
-(local pool, Ray Data), :mod:`~yolocam_core.batch.run` (:func:`run_batch`, the
+(local pool, Ray Data), :mod:`~yolocam_core.batch.runner` (:func:`run_batch`, the
 summary) and :mod:`~yolocam_core.batch.command` (``yolocam batch``).
 
 Layout of an output folder::
@@ -49,7 +49,7 @@ from __future__ import annotations
 from yolocam_core.batch.command import add_batch_parser, run
 from yolocam_core.batch.folders import image_dir, list_images, read_marker
 from yolocam_core.batch.image import error_row, process_image, resolve_targets
-from yolocam_core.batch.run import run_batch, summary_frame, write_summary
+from yolocam_core.batch.runner import run_batch, summary_frame, write_summary
 from yolocam_core.batch.settings import (
     DONE_MARKER,
     ENGINES,

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from yolocam_core.batch.run import run_batch
+from yolocam_core.batch.runner import run_batch
 from yolocam_core.batch.settings import ENGINES, BatchSettings
 from yolocam_core.errors import YolocamError
 
