@@ -247,13 +247,13 @@ class _ImageMetrics:
     """
 
     def __init__(self, explainer, fwd, detections, settings: BatchSettings):
-        from yolocam_core import metrics
+        from yolocam_core import metrics  # here: keeps cv2 out of `yolocam --help`
 
-        self.module = metrics
+        self.metrics = metrics
         self.explainer = explainer
         self.fwd = fwd
         self.detections = detections
-        self.steps = settings.metrics_steps or self.module.DEFAULT_STEPS
+        self.steps = settings.metrics_steps or self.metrics.DEFAULT_STEPS
         self._perturb = None
         self._ties: dict[int, Any] = {}
         self._curves: dict[tuple[int, bytes], Any] = {}
@@ -265,15 +265,15 @@ class _ImageMetrics:
         heatmap = scale_map.heatmap
         curves = self._curves_of(scale_map)
         return {
-            "pointing_game": bool(self.module.pointing_game(heatmap, box)),
-            "energy_pointing_game": float(self.module.energy_pointing_game(heatmap, box)),
+            "pointing_game": bool(self.metrics.pointing_game(heatmap, box)),
+            "energy_pointing_game": float(self.metrics.energy_pointing_game(heatmap, box)),
             "deletion_auc": float(curves.deletion_auc[k]),
             "insertion_auc": float(curves.insertion_auc[k]),
         }
 
     def _curves_of(self, scale_map):
         if self._perturb is None:
-            self._perturb = self.module.PerturbationCurves(
+            self._perturb = self.metrics.PerturbationCurves(
                 self.explainer.detector, self.fwd.image, self.detections, self.steps
             )
         heatmap = scale_map.heatmap
@@ -281,7 +281,7 @@ class _ImageMetrics:
         if key not in self._curves:
             if scale_map.scale not in self._ties:
                 grid = self.explainer.detector.heads[scale_map.scale].grid
-                self._ties[scale_map.scale] = self.module.random_heatmap(
+                self._ties[scale_map.scale] = self.metrics.random_heatmap(
                     heatmap.shape,
                     0,
                     grid,
