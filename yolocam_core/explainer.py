@@ -349,8 +349,7 @@ class Explainer:
     ) -> list[Explanation]:
         """Explain many targets from one forward pass (one backward per scale for all)."""
         cam = get_method(method)
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        _check_norm(norm)
         fwd = image if isinstance(image, Forward) else self.forward(image)
         scales = list(range(self._num_heads)) if scales is None else list(scales)
         if not scales:
@@ -380,8 +379,7 @@ class Explainer:
         Bilinear resizing through ``letterbox`` (see :meth:`to_image`), then min–max
         normalisation per map or, with ``norm="shared"``, over all the given maps.
         """
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+        _check_norm(norm)
         resized = [self.to_image(grid_map, letterbox) for grid_map in grid_maps]
         if norm == "shared":
             lo = min(float(r.min()) for r in resized)
@@ -471,6 +469,11 @@ class Explainer:
                 f"0..{self._num_heads - 1} "
                 f"({', '.join(h.label for h in self.detector.heads)})"
             )
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
 
 
 def _minmax(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
