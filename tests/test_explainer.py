@@ -536,3 +536,74 @@ def test_threads_equal_sequential(detector, bus):
             for got, want in zip(run.maps, sequential.maps, strict=True):
                 assert got.layer == want.layer
                 assert_close_rel(got.grid_map, want.grid_map, what=f"{method} thread")
+
+
+# 8. Honest scale comparison: every explanation carries every head's score and shares.
+
+
+def test_scale_scores_shares_and_own_scale(explainer, bus):
+    """Each map's score is the target's score at its head, computed independently; the
+    shares follow from them; the own scale is the detection's; "auto" is shared."""
+    _, fwd, detections = bus
+    det = detections[0]
+    target = DetectionTarget(det)
+    result = explainer.explain(fwd, target, "gradcam", scales=[1])  # one scale only
+    assert result.own_scale == det.scale
+    assert result.target_kind == "detection" and "own scale" in result.score_note
+    assert result.norm == "shared"
+    # every head's score, explained or not, from the raw outputs through the score
+    assert len(result.scale_scores) == len(explainer.detector.heads)
+    assert result.scale_scores[det.scale] == pytest.approx(det.score, rel=1e-4)
+    for scale, head in enumerate(explainer.detector.heads):
+        ctx = ScoreContext(
+            head, explainer.detector.input_size, fwd.letterbox, fwd.decoded[scale][0][0]
+        )
+        weights = target.weights(ctx)
+        expected = float((fwd.decoded[scale][2][0] * weights.scores).sum())
+        assert result.scale_scores[scale] == pytest.approx(expected, rel=1e-4, abs=1e-7)
+    (m,) = result.maps
+    scores = np.array(result.scale_scores)
+    assert m.relative == pytest.approx(scores[1] / scores.max())
+    assert m.share == pytest.approx(scores[1] / scores.sum())
+    assert m.weak == (m.relative < 0.01)
+
+
+def test_weak_scale_is_flagged(explainer, sample_rgb):
+    """A detection found by one head whose other head scores under 1% of it: that map
+    is weak, and the own scale never is."""
+    found = False
+    for name in SAMPLES:
+        fwd = explainer.forward(sample_rgb[name])
+        for det in explainer.detect(fwd):
+            result = explainer.explain(fwd, DetectionTarget(det), "gradcam")
+            own = result.by_scale(det.scale)
+            assert not own.weak and own.relative == pytest.approx(1.0)
+            for m in result.maps:
+                assert m.weak == (m.score < 0.01 * max(result.scale_scores))
+                found |= m.weak
+    assert found, "expected at least one weak scale on the sample photos"
+
+
+def test_seed_target_has_no_shares_and_auto_is_per_map(explainer, bus):
+    _, fwd, _ = bus
+    result = explainer.explain(fwd, SeedTarget(), "seed")
+    assert result.norm == "per-map" and result.own_scale is None
+    assert all(m.share is None and m.relative is None and not m.weak for m in result.maps)
+
+
+def test_target_spec_parse_and_build(explainer, bus):
+    from yolocam_core.targets import TargetSpec
+
+    _, _, detections = bus
+    names = explainer.detector.class_names
+    assert TargetSpec.parse("class:Person", names) == TargetSpec("class", names.index("person"))
+    assert TargetSpec.parse("class:0", names) == TargetSpec("class", 0)
+    assert TargetSpec.parse("seed", names).build(detections) == SeedTarget()
+    spec = TargetSpec.parse("detection:1", names)
+    assert spec.build(detections) == DetectionTarget(detections[1])
+    assert hash(spec) == hash(TargetSpec("detection", 1))
+    for bad in ("detection:x", "class:unicorn", "seed:1", "box:1", ""):
+        with pytest.raises(YolocamError, match="target"):
+            TargetSpec.parse(bad, names)
+    with pytest.raises(YolocamError, match="detection"):
+        TargetSpec("detection", len(detections)).build(detections)

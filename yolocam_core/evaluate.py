@@ -216,7 +216,9 @@ def evaluate_image(
     rows: list[MetricRow] = []
     curves: dict[tuple[str, int], Curves] = {}
     for method in methods:
-        explained = explainer.explain_many(fwd, targets, method, scales, layer=layer)
+        explained = explainer.explain_many(
+            fwd, targets, method, scales, layer=layer, norm="per-map"
+        )
         sanity = None
         if random_explainer is not None:
             randomised = random_explainer.explain_many(

@@ -32,7 +32,12 @@ from yolocam_core.errors import YolocamError
 from yolocam_core.images import load_image
 from yolocam_core.targets import ScoreContext, Target, weighted_score
 
-NORMS = ("per-map", "shared")
+#: Normalisations: ``"auto"`` is ``"shared"`` for detection and class targets (scales
+#: compare honestly) and ``"per-map"`` for the article's whole-output target.
+NORMS = ("auto", "per-map", "shared")
+#: A scale whose score is below this fraction of the strongest scale's score is *weak*:
+#: its map is drawn with a marker, never as a confident map on its own.
+WEAK_RELATIVE = 0.01
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,10 @@ class ScaleMap:
         layer: the layer whose activations were used.
         grid_map: (h, w) float32 raw map at the layer's resolution, not normalised.
         heatmap: (H, W) float32 map resized to the image and normalised to [0, 1].
-        score: the explained score at this scale.
+        score: the explained score at this scale (see :meth:`Target.score_note`).
+        relative: ``score`` over the largest score of any head of the model, or None
+            when the score has no sign (the whole-head-output target).
+        share: ``score`` over the sum of all heads' scores, or None (as ``relative``).
     """
 
     scale: int
@@ -54,11 +62,34 @@ class ScaleMap:
     grid_map: np.ndarray
     heatmap: np.ndarray
     score: float
+    relative: float | None = None
+    share: float | None = None
+
+    @property
+    def weak(self) -> bool:
+        """Whether this scale's score is below :data:`WEAK_RELATIVE` of the strongest
+        scale's: its map then shows what little this scale contributes, not the target."""
+        return self.relative is not None and self.relative < WEAK_RELATIVE
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """The maps of one target at the requested scales."""
+    """The maps of one target at the requested scales.
+
+    Attributes:
+        method: CAM method name.
+        target: the target's caption, e.g. ``"dog 0.87"``.
+        norm: the normalisation used, ``"per-map"`` or ``"shared"`` (``"auto"``
+            resolved).
+        box_xyxy: the target's box in image pixels, or None.
+        image_size: (height, width) of the explained image.
+        maps: one :class:`ScaleMap` per explained scale.
+        target_kind: ``"detection"``, ``"class"`` or ``"seed"``.
+        score_note: what "score" means for this target (see :meth:`Target.score_note`).
+        scale_scores: the target's score at every head of the model (explained or
+            not), by head index.
+        own_scale: the head that predicted the explained detection, or None.
+    """
 
     method: str
     target: str
@@ -66,6 +97,15 @@ class Explanation:
     box_xyxy: tuple[float, float, float, float] | None
     image_size: tuple[int, int]
     maps: tuple[ScaleMap, ...]
+    target_kind: str = ""
+    score_note: str = ""
+    scale_scores: tuple[float, ...] = ()
+    own_scale: int | None = None
+
+    @property
+    def weak_scales(self) -> tuple[int, ...]:
+        """Explained scales whose score is below :data:`WEAK_RELATIVE` of the strongest."""
+        return tuple(m.scale for m in self.maps if m.weak)
 
     def compact(self) -> Explanation:
         """A copy without the (H, W) heatmaps (empty (0, 0) arrays), for caching; the
@@ -195,15 +235,36 @@ class Explainer:
         raw_w, score_w = self._stack_weights([t.weights(ctx) for t in targets], head)
         default_layer = layer is None or layer == self._cam_layers[scale]
         if default_layer and not need_gradients:
-            raw, scores = fwd.raws[scale].numpy(), fwd.decoded[scale][2]
-            values = np.einsum("bhwc,nhwc->n", raw, raw_w) + np.einsum(
-                "bhwak,nhwak->n", scores, score_w
-            )
-            return fwd.activations[scale][0].numpy(), None, values.astype(np.float32)
+            values = self._weighted_values(fwd, scale, raw_w, score_w)
+            return fwd.activations[scale][0].numpy(), None, values
         if default_layer and self._tail_exact[scale]:
             grads, scores = self._tail_gradients[scale](fwd.activations[scale], raw_w, score_w)
             return fwd.activations[scale][0].numpy(), grads.numpy(), scores.numpy()
         return self._gradients_general(fwd, scale, self.layer_for(scale, layer), raw_w, score_w)
+
+    def scores(self, fwd: Forward, targets: Sequence[Target]) -> np.ndarray:
+        """Every target's score at every head, from the forward pass alone.
+
+        Returns:
+            (N, S) float32: target n's score at head s (see :meth:`Target.score_note`).
+        """
+        out = np.zeros((len(targets), self._num_heads), np.float32)
+        for scale, head in enumerate(self.detector.heads):
+            ctx = ScoreContext(
+                head, self.detector.input_size, fwd.letterbox, fwd.decoded[scale][0][0]
+            )
+            raw_w, score_w = self._stack_weights([t.weights(ctx) for t in targets], head)
+            out[:, scale] = self._weighted_values(fwd, scale, raw_w, score_w)
+        return out
+
+    @staticmethod
+    def _weighted_values(fwd: Forward, scale: int, raw_w, score_w) -> np.ndarray:
+        """(N,) scores of stacked weights (see :func:`weighted_score`), in NumPy."""
+        raw, scores = fwd.raws[scale].numpy(), fwd.decoded[scale][2]
+        values = np.einsum("bhwc,nhwc->n", raw, raw_w) + np.einsum(
+            "bhwak,nhwak->n", scores, score_w
+        )
+        return values.astype(np.float32)
 
     @staticmethod
     def _stack_weights(weights, head) -> tuple[np.ndarray, np.ndarray]:
@@ -319,7 +380,7 @@ class Explainer:
         method: str = "gradcam",
         scales: Sequence[int] | None = None,
         layer: str | Mapping[int, str] | None = None,
-        norm: str = "per-map",
+        norm: str = "auto",
     ) -> Explanation:
         """Explain one target at the requested scales (default: all).
 
@@ -330,8 +391,9 @@ class Explainer:
             scales: head indices; None = all.
             layer: another layer for a scale: a name (only with one scale) or
                 {scale: name}.
-            norm: ``"per-map"`` (min–max per map, as the article) or ``"shared"``
-                (one min–max over all explained scales, so they compare honestly).
+            norm: ``"shared"`` (one min–max over all explained scales, so they compare
+                honestly), ``"per-map"`` (min–max per map, as the article) or
+                ``"auto"`` (shared, but per map for :class:`SeedTarget`).
 
         Returns:
             An :class:`Explanation` with one :class:`ScaleMap` per scale.
@@ -345,9 +407,14 @@ class Explainer:
         method: str = "gradcam",
         scales: Sequence[int] | None = None,
         layer: str | Mapping[int, str] | None = None,
-        norm: str = "per-map",
+        norm: str = "auto",
     ) -> list[Explanation]:
-        """Explain many targets from one forward pass (one backward per scale for all)."""
+        """Explain many targets from one forward pass (one backward per scale for all).
+
+        Each explanation also carries every head's score for its target
+        (``scale_scores``) and each map's share of it, so that a weak scale is never
+        mistaken for a confident one (see :attr:`ScaleMap.weak`).
+        """
         cam = get_method(method)
         _check_norm(norm)
         fwd = image if isinstance(image, Forward) else self.forward(image)
@@ -365,10 +432,10 @@ class Explainer:
                 per_target[i].append(
                     (scale, self.layer_for(scale, layers.get(scale)), grid_map, float(scores[i]))
                 )
-        names = self.detector.class_names
+        all_scores = self.scores(fwd, targets)
         return [
-            self._finish(fwd, target, method, norm, items, names)
-            for target, items in zip(targets, per_target, strict=True)
+            self._finish(fwd, target, method, resolve_norm(norm, target), items, row)
+            for target, items, row in zip(targets, per_target, all_scores, strict=True)
         ]
 
     def heatmaps(
@@ -380,6 +447,8 @@ class Explainer:
         normalisation per map or, with ``norm="shared"``, over all the given maps.
         """
         _check_norm(norm)
+        if norm == "auto":
+            raise ValueError('heatmaps() needs a resolved norm, "per-map" or "shared"')
         resized = [self.to_image(grid_map, letterbox) for grid_map in grid_maps]
         if norm == "shared":
             lo = min(float(r.min()) for r in resized)
@@ -403,8 +472,9 @@ class Explainer:
         )
         return dataclasses.replace(explanation, maps=maps)
 
-    def _finish(self, fwd, target, method, norm, items, names) -> Explanation:
+    def _finish(self, fwd, target, method, norm, items, scale_scores) -> Explanation:
         heatmaps = self.heatmaps([grid_map for _, _, grid_map, _ in items], fwd.letterbox, norm)
+        relative, share = score_shares(scale_scores, signed=target.kind == "seed")
         maps = tuple(
             ScaleMap(
                 scale=scale,
@@ -412,17 +482,24 @@ class Explainer:
                 layer=layer,
                 grid_map=grid_map.astype(np.float32),
                 heatmap=heatmap,
-                score=score,
+                score=float(scale_scores[scale]),
+                relative=None if relative is None else relative[scale],
+                share=None if share is None else share[scale],
             )
-            for (scale, layer, grid_map, score), heatmap in zip(items, heatmaps, strict=True)
+            for (scale, layer, grid_map, _), heatmap in zip(items, heatmaps, strict=True)
         )
+        own = getattr(target, "detection", None)
         return Explanation(
             method=method,
-            target=target.label(names),
+            target=target.label(self.detector.class_names),
             norm=norm,
             box_xyxy=target.box_xyxy,
             image_size=fwd.image.shape[:2],
             maps=maps,
+            target_kind=target.kind,
+            score_note=target.score_note(),
+            scale_scores=tuple(float(v) for v in scale_scores),
+            own_scale=None if own is None else int(own.scale),
         )
 
     def to_image(self, grid_map: np.ndarray, letterbox: Letterbox) -> np.ndarray:
@@ -474,6 +551,34 @@ class Explainer:
 def _check_norm(norm: str) -> None:
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+
+
+def resolve_norm(norm: str, target: Target) -> str:
+    """``"auto"`` -> ``"per-map"`` for the whole-head-output target (the article's
+    view), ``"shared"`` for detection and class targets; other values unchanged."""
+    _check_norm(norm)
+    if norm != "auto":
+        return norm
+    return "per-map" if target.kind == "seed" else "shared"
+
+
+def score_shares(
+    scale_scores: Sequence[float], signed: bool = False
+) -> tuple[list[float] | None, list[float] | None]:
+    """Each head's score relative to the strongest head's, and its share of the sum.
+
+    Args:
+        scale_scores: (S,) the target's score at every head.
+        signed: the score has no sign (the whole-head-output sum): no shares.
+
+    Returns:
+        (relative, share), each (S,) or None when ``signed`` or every score is <= 0.
+    """
+    values = np.asarray(scale_scores, np.float64)
+    if signed or values.size == 0 or float(values.max()) <= 0.0:
+        return None, None
+    clipped = np.clip(values, 0.0, None)
+    return (clipped / clipped.max()).tolist(), (clipped / clipped.sum()).tolist()
 
 
 def _minmax(values: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -9,12 +9,14 @@ immutable objects (pytorch-grad-cam's idea), independent of the CAM method
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
 from yolocam_core.detector import Detection, Letterbox
+from yolocam_core.errors import YolocamError
 from yolocam_core.heads import HeadInfo, decode_head
 
 
@@ -94,6 +96,10 @@ class Target:
         """A caption, e.g. ``"person 0.99"``."""
         raise NotImplementedError
 
+    def score_note(self) -> str:
+        """One sentence saying what this target's per-scale "score" is."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class SeedTarget(Target):
@@ -114,6 +120,13 @@ class SeedTarget(Target):
 
     def label(self, class_names) -> str:
         return "whole head output (article)"
+
+    def score_note(self) -> str:
+        return (
+            "score: the sum of every raw value of the head (box offsets, objectness and "
+            "class logits of every cell and anchor), as the article; it has no sign and no "
+            "unit, so scales are not compared by it"
+        )
 
 
 def _class_weights(ctx: ScoreContext, class_id: int, where: np.ndarray) -> TargetWeights:
@@ -150,6 +163,12 @@ class ClassTarget(Target):
 
     def label(self, class_names) -> str:
         return f"class {class_names[self.class_id]}"
+
+    def score_note(self) -> str:
+        return (
+            "score: objectness × class probability of this class, summed over every cell "
+            "and anchor of the scale (about the number of confident instances it sees)"
+        )
 
 
 @dataclass(frozen=True)
@@ -210,3 +229,91 @@ class DetectionTarget(Target):
     def label(self, class_names) -> str:
         det = self.detection
         return f"{det.class_name} {det.score:.2f}"
+
+    def score_note(self) -> str:
+        return (
+            "score: at the detection's own scale, its objectness × class probability "
+            "(0–1, the detection's score); at the other scales, the same class's score at "
+            "the cells inside the box, weighted by each anchor's IoU with it"
+        )
+
+
+#: Target kinds a :class:`TargetSpec` names.
+TARGET_KINDS = ("detection", "class", "seed")
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A hashable description of a target, independent of one image's detections.
+
+    ``detection:K`` (the K-th detection, score order), ``class:NAME`` (or ``class:ID``)
+    and ``seed`` (the article's whole head output) on the command line; the app and
+    batch runs keep specs, and :meth:`build` makes the :class:`Target` once the
+    detections are known.
+
+    Attributes:
+        kind: ``"detection"``, ``"class"`` or ``"seed"``.
+        index: the detection's index or the class id; -1 for ``seed``.
+        attribute: which part of the prediction is explained; ``"score"``
+            (objectness × class probability) is the default.
+
+    Example:
+        >>> spec = TargetSpec.parse("class:dog", detector.class_names)
+        >>> target = spec.build(detections)
+    """
+
+    kind: str
+    index: int = -1
+    attribute: str = "score"
+
+    def __post_init__(self) -> None:
+        if self.kind not in TARGET_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(TARGET_KINDS)}; got {self.kind!r}")
+
+    @classmethod
+    def parse(cls, text: str, class_names: Sequence[str], attribute: str = "score") -> TargetSpec:
+        """``detection:K`` | ``class:NAME`` | ``class:ID`` | ``seed`` -> a spec.
+
+        Raises:
+            YolocamError: anything else, or an unknown class; the message says what to use.
+        """
+        kind, _, value = str(text).strip().partition(":")
+        value = value.strip()
+        if kind == "seed" and not value:
+            return cls("seed", -1, attribute)
+        if kind == "detection":
+            if not value.isdigit():
+                raise YolocamError(
+                    f"target {text!r}: K in detection:K must be a whole number, e.g. detection:0"
+                )
+            return cls("detection", int(value), attribute)
+        if kind == "class" and value:
+            lowered = [n.lower() for n in class_names]
+            if value.lower() in lowered:
+                return cls("class", lowered.index(value.lower()), attribute)
+            if value.isdigit() and int(value) < len(class_names):
+                return cls("class", int(value), attribute)
+            shown = ", ".join(class_names[:10]) + (", …" if len(class_names) > 10 else "")
+            raise YolocamError(f"target {text!r}: unknown class; the model's classes are {shown}")
+        raise YolocamError(f"target {text!r}: use detection:K, class:NAME or seed")
+
+    def build(self, detections: Sequence[Detection]) -> Target:
+        """The :class:`Target` for an image with these detections.
+
+        Raises:
+            YolocamError: a detection index beyond the image's detections.
+        """
+        if self.kind == "detection":
+            if not 0 <= self.index < len(detections):
+                raise YolocamError(
+                    f"target detection:{self.index}: the image has {len(detections)} "
+                    "detection(s) at this score threshold; K must be below that "
+                    "(see `yolocam detect`)"
+                )
+            return DetectionTarget(detections[self.index])
+        if self.kind == "class":
+            return ClassTarget(self.index)
+        return SeedTarget()
+
+    def __str__(self) -> str:
+        return "seed" if self.kind == "seed" else f"{self.kind}:{self.index}"
