@@ -26,7 +26,7 @@ import tensorflow as tf
 from machine import cpu_model
 
 from yolocam_core import load_detector, load_image, sample_images
-from yolocam_core.zoo import zoo_files
+from yolocam_core.models.zoo import zoo_files
 
 
 def main() -> None:
@@ -36,7 +36,8 @@ def main() -> None:
     args = parser.parse_args()
 
     detector = load_detector("yolov4-tiny")
-    cfg, weights, _ = zoo_files("yolov4-tiny")
+    files = zoo_files("yolov4-tiny")
+    cfg, weights = files.cfg, files.weights
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     out_names = net.getUnconnectedOutLayersNames()
 

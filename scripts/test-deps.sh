@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
   echo "scripts/test-deps.sh: need root to run: $*" >&2; return 1; fi; }
+# Wait (up to 10 min) for another apt/dpkg process to release its lock instead of
+# failing at once.
+APT_WAIT=(-o DPkg::Lock::Timeout=600)
 updated=0
-apt_update() { if [ "$updated" = 0 ]; then as_root apt-get update -qq >/dev/null; updated=1; fi; }
+apt_update() { if [ "$updated" = 0 ]; then as_root apt-get "${APT_WAIT[@]}" update -qq >/dev/null; updated=1; fi; }
 
 dest=.cache/darknet
 if [ ! -f "$dest/usr/share/darknet/cfg/yolov3.cfg" ]; then
@@ -24,5 +27,5 @@ fi
 
 if [ ! -x /usr/bin/chromium ]; then
   apt_update
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get "${APT_WAIT[@]}" install -y -qq chromium >/dev/null
 fi

@@ -12,8 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DARKNET_CFG_DIR = ROOT / ".cache" / "darknet" / "usr" / "share" / "darknet" / "cfg"
 
-# Keep the converted-model cache of the tests inside the repo's ignored .cache/.
-os.environ.setdefault("XDG_CACHE_HOME", str(ROOT / ".cache" / "xdg"))
+# Keep the converted-model cache of the tests inside the repo's ignored .cache/, even
+# when the user has their own XDG_CACHE_HOME (the tests must not write there). Tests
+# that start servers pass their own environment (test_browser: a cold cache).
+os.environ["XDG_CACHE_HOME"] = str(ROOT / ".cache" / "xdg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -53,6 +55,7 @@ def sample_rgb(samples) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def default_model_files():
     """(cfg, weights, names) of the default model inside its package."""
-    from yolocam_core.zoo import zoo_files
+    from yolocam_core.models.zoo import zoo_files
 
-    return zoo_files("yolov4-tiny")
+    files = zoo_files("yolov4-tiny")
+    return files.cfg, files.weights, files.names

@@ -19,8 +19,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from test_byo_darknet import V4_CLASSES, YOLOV4_STYLE_3, write_model
 
-from yolocam_core.classes import VOC_CLASSES
 from yolocam_core.errors import YolocamError
+from yolocam_core.models.classes import VOC_CLASSES
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180

@@ -24,9 +24,9 @@ from darknet_helpers import (
 )
 
 from yolocam_core import load_detector
-from yolocam_core.classes import COCO_CLASSES
-from yolocam_core.darknet import load_darknet
 from yolocam_core.errors import ConfigError, ModelFileError, ModelNotFoundError, WeightsError
+from yolocam_core.models.classes import COCO_CLASSES
+from yolocam_core.models.darknet import load_darknet
 
 YOLOV4_STYLE_3 = """# three heads; mish, swish, leaky; SPP; scale_x_y; letter_box; 7 classes
 [net]
@@ -320,7 +320,7 @@ def test_missing_or_wrong_files_are_named(darknet_cfg_dir, tmp_path):
 
 
 def test_conversion_is_cached_by_content(darknet_cfg_dir, tmp_path, monkeypatch):
-    import yolocam_core.byo as byo
+    from yolocam_core.models import darknet
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     text = with_classes((darknet_cfg_dir / "yolov3-tiny.cfg").read_text(), 2)
@@ -328,12 +328,12 @@ def test_conversion_is_cached_by_content(darknet_cfg_dir, tmp_path, monkeypatch)
     cfg, _ = write_model(tmp_path, "cached", text, seed=7)
     first = load_detector(cfg, classes=["a", "b"])
     entries = sorted(p.name for p in (tmp_path / "cache" / "yolocam" / "models").iterdir())
-    assert len(entries) == 1 and entries[0].startswith("byo-")
+    assert len(entries) == 1 and entries[0].startswith("cached-")
 
     def no_build(*args, **kwargs):
         raise AssertionError("converted again although cached")
 
-    monkeypatch.setattr(byo, "build_model", no_build)
+    monkeypatch.setattr(darknet, "build_model", no_build)
     again = load_detector(cfg, classes=["a", "b"])
     x = np.random.default_rng(8).uniform(0, 1, (1, 128, 128, 3)).astype(np.float32)
     for a, b in zip(first.predict(x), again.predict(x), strict=True):

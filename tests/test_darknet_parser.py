@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from darknet_helpers import weights_file
 
-from yolocam_core.darknet import (
+from yolocam_core.errors import ConfigError, ModelNotFoundError, WeightsError
+from yolocam_core.heads import HeadInfo
+from yolocam_core.models.darknet import (
     BN_EPSILON,
     build_model,
     load_darknet,
@@ -22,8 +24,6 @@ from yolocam_core.darknet import (
     parse_cfg,
     read_weights_header,
 )
-from yolocam_core.errors import ConfigError, WeightsError
-from yolocam_core.heads import HeadInfo
 
 # A one-anchor, one-class head: 1×1 linear convolution with 6 filters, then [yolo].
 HEAD = """
@@ -348,9 +348,9 @@ def test_load_darknet_from_files(tmp_path):
     assert built.model.name == "tiny_bn"
     folded = built.model.get_layer("conv_0").get_weights()
     np.testing.assert_allclose(folded[1], beta - mean * gamma / np.sqrt(var + 1e-6), rtol=1e-5)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ModelNotFoundError) as info:
         load_darknet(tmp_path / "missing.cfg")
-    assert "missing.cfg" in str(info.value)
+    assert "missing.cfg does not exist" in str(info.value)
 
 
 # -- section types ----------------------------------------------------------------------

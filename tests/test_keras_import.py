@@ -26,12 +26,13 @@ from article_reference import article_heatmap
 from keras_models import article_model, make_one_class_fire, small_model
 
 from yolocam_core import load_detector
-from yolocam_core.anchors import anchors_for_heads, parse_anchors, parse_masks
 from yolocam_core.cams import method_names
-from yolocam_core.classes import VOC_CLASSES
 from yolocam_core.errors import ModelFileError, UnsafeModelError
 from yolocam_core.explainer import Explainer
-from yolocam_core.keras_import import detector_from_keras_model, inspect_model_file
+from yolocam_core.models.anchors import anchors_for_heads, parse_anchors, parse_masks
+from yolocam_core.models.classes import VOC_CLASSES
+from yolocam_core.models.keras_import import detector_from_keras_model
+from yolocam_core.models.keras_safety import inspect_model_file
 from yolocam_core.targets import ClassTarget, SeedTarget
 
 pytestmark = [

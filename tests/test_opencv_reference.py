@@ -27,8 +27,8 @@ from darknet_helpers import (
     resize_cfg,
 )
 
-from yolocam_core.darknet import load_darknet, load_weights
 from yolocam_core.detector import Detector
+from yolocam_core.models.darknet import load_darknet, load_weights
 
 
 def box_iou(a, b) -> float:

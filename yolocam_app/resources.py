@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from yolocam_core.detector import Detection, Detector
+from yolocam_core.detector import Detection
 from yolocam_core.errors import YolocamError
 from yolocam_core.explainer import Explainer, Explanation
 from yolocam_core.images import load_image
+from yolocam_core.models import load_detector, sample_images
 from yolocam_core.targets import ClassTarget, DetectionTarget, SeedTarget, Target
-from yolocam_core.zoo import load_detector, sample_images
 
 
 @dataclass(frozen=True)
@@ -177,14 +177,7 @@ def uploaded_explainer(
             letterbox=request.letterbox,
             trust_model_code=False,
         )
-    detector = Detector(
-        detector.keras_model,
-        detector.heads,
-        detector.class_names,
-        letterbox=detector.letterbox,
-        name=request.label,
-    )
-    explainer = Explainer(detector)
+    explainer = Explainer(detector.replace(name=request.label))
     # One forward pass now, so that a model that cannot run fails here, readably.
     explainer.forward(np.full((64, 64, 3), 128, np.uint8))
     return explainer

@@ -9,8 +9,8 @@ import streamlit as st
 from yolocam_app import resources
 from yolocam_core.cams import get_method, method_names
 from yolocam_core.errors import YolocamError
+from yolocam_core.models import DEFAULT_MODEL, ZOO
 from yolocam_core.render import COLORMAPS
-from yolocam_core.zoo import DEFAULT_MODEL, ZOO
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 NORM_LABELS = {"per-map": "Per map (as the article)", "shared": "Shared across scales"}
@@ -258,7 +258,7 @@ def _load_your_model(kind: str, files: dict, classes: str, names_file) -> None:
                 st.error("Upload the class names file, or choose a preset.")
                 return
             resources.check_upload_size("names", names_file.name, names_file.size)
-            from yolocam_core.classes import names_from_bytes
+            from yolocam_core.models.classes import names_from_bytes
 
             classes_value: str | tuple[str, ...] = tuple(
                 names_from_bytes(names_file.getvalue(), names_file.name)

@@ -15,16 +15,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "DEFAULT_MODEL": "yolocam_core.zoo",
-    "load_detector": "yolocam_core.zoo",
-    "sample_images": "yolocam_core.zoo",
+    "DEFAULT_MODEL": "yolocam_core.models",
+    "ModelSpec": "yolocam_core.models",
+    "load_detector": "yolocam_core.models",
+    "sample_images": "yolocam_core.models",
     "Detection": "yolocam_core.detector",
     "Detector": "yolocam_core.detector",
     "Letterbox": "yolocam_core.detector",
     "HeadInfo": "yolocam_core.heads",
     "load_image": "yolocam_core.images",
-    "detector_from_keras_model": "yolocam_core.keras_import",
-    "load_keras_detector": "yolocam_core.keras_import",
+    "detector_from_keras_model": "yolocam_core.models.keras_import",
+    "load_keras_detector": "yolocam_core.models.keras_import",
     "ConfigError": "yolocam_core.errors",
     "ImageError": "yolocam_core.errors",
     "ModelFileError": "yolocam_core.errors",
@@ -36,6 +37,7 @@ _EXPORTS = {
 
 __all__ = [  # noqa: RUF022 - same order as _EXPORTS
     "DEFAULT_MODEL",
+    "ModelSpec",
     "load_detector",
     "sample_images",
     "Detection",
@@ -80,5 +82,5 @@ if TYPE_CHECKING:
     )
     from yolocam_core.heads import HeadInfo
     from yolocam_core.images import load_image
-    from yolocam_core.keras_import import detector_from_keras_model, load_keras_detector
-    from yolocam_core.zoo import DEFAULT_MODEL, load_detector, sample_images
+    from yolocam_core.models import DEFAULT_MODEL, ModelSpec, load_detector, sample_images
+    from yolocam_core.models.keras_import import detector_from_keras_model, load_keras_detector

@@ -182,7 +182,7 @@ def detector_from_args(args: argparse.Namespace):
 
     Commands whose parser lacks the "your own model" options get their defaults.
     """
-    from yolocam_core.zoo import load_detector
+    from yolocam_core.models import load_detector
 
     return load_detector(
         args.model,

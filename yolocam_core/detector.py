@@ -130,6 +130,36 @@ class Detector:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def replace(self, **changes) -> Detector:
+        """A copy with some fields changed; the Keras model is shared, not copied.
+
+        Args:
+            **changes: any of ``keras_model``, ``heads``, ``class_names``,
+                ``letterbox``, ``name``.
+
+        Returns:
+            A new detector (its own compiled forward pass).
+
+        Raises:
+            TypeError: a name that is not one of those fields.
+
+        Example:
+            >>> boxed = detector.replace(letterbox=True, name="yolov4-tiny (letterboxed)")
+        """
+        fields = {
+            "keras_model": self.keras_model,
+            "heads": self.heads,
+            "class_names": self.class_names,
+            "letterbox": self.letterbox,
+            "name": self.name,
+        }
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise TypeError(
+                f"Detector.replace() got unknown fields {unknown}; fields: {', '.join(fields)}"
+            )
+        return Detector(**{**fields, **changes})
+
     def head_label(self, scale: int) -> str:
         """E.g. ``"13×13 · stride 32"``."""
         return self.heads[scale].label

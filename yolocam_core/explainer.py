@@ -30,6 +30,7 @@ from yolocam_core.cams import get_method
 from yolocam_core.detector import Detection, Detector, Letterbox
 from yolocam_core.errors import YolocamError
 from yolocam_core.images import load_image
+from yolocam_core.keras_internals import ancestor_names, consumer_names
 from yolocam_core.targets import ScoreContext, Target, weighted_score
 
 #: Normalisations: ``"auto"`` is ``"shared"`` for detection and class targets (scales
@@ -355,15 +356,7 @@ class Explainer:
         self._check_scale(scale)
         model = self.detector.keras_model
         head_layer = model.get_layer(self.detector.heads[scale].output_name)
-        seen: set[str] = set()
-        stack = list(head_layer._inbound_nodes)
-        while stack:
-            node = stack.pop()
-            for parent in node.parent_nodes:
-                name = parent.operation.name
-                if name not in seen:
-                    seen.add(name)
-                    stack.extend(parent.operation._inbound_nodes)
+        seen = ancestor_names(head_layer)
         skip = (keras.layers.InputLayer, keras.layers.ZeroPadding2D)
         return [
             layer.name
@@ -595,7 +588,7 @@ def _minmax(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def _feeds_only(model: keras.Model, layer_name: str, consumer_name: str) -> bool:
     """True when ``layer_name``'s output is used by ``consumer_name`` and nothing else."""
     layer = model.get_layer(layer_name)
-    consumers = {node.operation.name for node in layer._outbound_nodes}
+    consumers = consumer_names(layer)
     consumer = model.get_layer(consumer_name)
     if not isinstance(consumer, keras.layers.Conv2D):
         return False

@@ -597,19 +597,21 @@ def randomised_layers(detector: Detector) -> list[str]:
     """
     import keras
 
+    from yolocam_core.keras_internals import parent_layers
+
     model = detector.keras_model
     names = []
     for head in detector.heads:
         layer = model.get_layer(head.cam_layer)
         while not isinstance(layer, keras.layers.Conv2D):
-            parents = layer._inbound_nodes[0].parent_nodes
+            parents = parent_layers(layer)
             if len(parents) != 1:
                 raise YolocamError(
                     f"the sanity check cannot find the convolution before layer "
                     f"{head.cam_layer!r} ({layer.name!r} has {len(parents)} inputs); "
                     "skip it (yolocam evaluate --no-sanity)"
                 )
-            layer = parents[0].operation
+            layer = parents[0]
         names += [head.output_name, layer.name]
     return names
 
@@ -638,7 +640,6 @@ def randomised_explainer(explainer: Explainer, seed: int = 2018) -> Explainer:
     """
     import keras
 
-    from yolocam_core.detector import Detector
     from yolocam_core.explainer import Explainer
 
     detector = explainer.detector
@@ -660,13 +661,7 @@ def randomised_explainer(explainer: Explainer, seed: int = 2018) -> Explainer:
                 for w in model.get_layer(name).get_weights()
             ]
         )
-    twin = Detector(
-        copy,
-        detector.heads,
-        detector.class_names,
-        letterbox=detector.letterbox,
-        name=f"{detector.name} (randomised)",
-    )
+    twin = detector.replace(keras_model=copy, name=f"{detector.name} (randomised)")
     return Explainer(twin)
 
 

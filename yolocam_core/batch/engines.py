@@ -14,7 +14,7 @@ from yolocam_core.errors import YolocamError
 
 
 def load_detector_for(settings: BatchSettings):
-    from yolocam_core.zoo import load_detector
+    from yolocam_core.models import load_detector
 
     return load_detector(settings.model, **dict(settings.model_options))
 

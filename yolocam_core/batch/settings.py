@@ -67,7 +67,7 @@ class BatchSettings:
     """What to compute for every image; everything here is part of the fingerprint.
 
     Attributes:
-        model: a zoo model name or a model file (see :func:`yolocam_core.zoo.load_detector`).
+        model: a zoo model name or a model file (see :func:`yolocam_core.models.load_detector`).
         model_options: other keyword arguments of ``load_detector`` as (name, value)
             pairs, e.g. ``(("weights", "/abs/yolov4.weights"), ("classes", "coco"))``;
             give file paths absolute (workers may run elsewhere).

@@ -2,25 +2,38 @@
 
 Every front end builds a spec (the CLI from its options, batch runs store it and their
 workers load it, the app from an upload) and calls :meth:`ModelSpec.load`;
-:func:`yolocam_core.models.load_detector` is the same from keyword arguments.
+:func:`load_detector` is the same from keyword arguments.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from yolocam_core.anchors import Anchors, AnchorsSpec, Masks, MasksSpec, parse_anchors, parse_masks
-from yolocam_core.classes import ClassesSpec
-from yolocam_core.keras_import import parse_input_size
+from yolocam_core.models.anchors import (
+    Anchors,
+    AnchorsSpec,
+    Masks,
+    MasksSpec,
+    parse_anchors,
+    parse_masks,
+)
+from yolocam_core.models.classes import ClassesSpec, parse_classes
+from yolocam_core.models.options import InputSizeSpec, parse_input_size
+from yolocam_core.models.zoo import DEFAULT_MODEL, ZOO
 
-DEFAULT_MODEL = "yolov4-tiny"
+if TYPE_CHECKING:
+    from yolocam_core.detector import Detector
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """What model to load and how: a named model or a model file, and its options.
+
+    Build one with :meth:`from_options` (which parses what users write); the fields
+    hold parsed values only, so two specs of the same model compare and hash equal.
 
     Attributes:
         source: a named model (e.g. ``"yolov4-tiny"``) or a path to a Darknet ``.cfg``
@@ -28,7 +41,7 @@ class ModelSpec:
             find it).
         weights: a ``.cfg``'s ``.weights`` when not beside it.
         classes: ``"coco"``, ``"voc"``, a names file, or the names themselves; None
-            guesses from the class count.
+            guesses from the class count (a named model: its own names).
         anchors: (width, height) pairs in input pixels; None: the model's defaults.
         anchor_masks: Keras models: anchors of each head, coarsest first; None: default.
         input_size: (height, width), multiples of 32; None: the model's own.
@@ -56,75 +69,125 @@ class ModelSpec:
         classes: ClassesSpec = None,
         anchors: AnchorsSpec = None,
         anchor_masks: MasksSpec = None,
-        input_size: int | str | tuple[int, int] | None = None,
+        input_size: InputSizeSpec = None,
         letterbox: bool | None = None,
         trust_model_code: bool = False,
         name: str | None = None,
     ) -> ModelSpec:
         """A spec from options as users write them (strings parsed, paths made absolute).
 
+        Args:
+            source: a named model or a model file.
+            weights, classes, anchors, anchor_masks, input_size, letterbox,
+                trust_model_code, name: see the attributes; strings are parsed by
+                :func:`~yolocam_core.models.anchors.parse_anchors`,
+                :func:`~yolocam_core.models.anchors.parse_masks`,
+                :func:`~yolocam_core.models.options.parse_input_size` and
+                :func:`~yolocam_core.models.classes.parse_classes`.
+
         Raises:
             ModelFileError: an option that cannot be parsed; the message says why.
         """
-        if isinstance(classes, (str, os.PathLike)):
-            text = os.fspath(classes)
-            classes_value: str | tuple[str, ...] | None = (
-                text if text.lower() in ("coco", "voc") else _absolute(text)
-            )
-        elif classes is None:
-            classes_value = None
-        else:
-            classes_value = tuple(str(c) for c in classes)
         return cls(
             source=_absolute(os.fspath(source)),
             weights=None if weights is None else _absolute(os.fspath(weights)),
-            classes=classes_value,
+            classes=parse_classes(classes),
             anchors=parse_anchors(anchors),
             anchor_masks=parse_masks(anchor_masks),
             input_size=parse_input_size(input_size),
             letterbox=None if letterbox is None else bool(letterbox),
             trust_model_code=bool(trust_model_code),
-            name=name,
+            name=name or None,
         )
 
     def replace(self, **changes) -> ModelSpec:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
+        """A copy with some fields changed (values as the fields hold them: parsed)."""
+        return dataclasses.replace(self, **changes)
 
-    def load(self, use_cache: bool = True):
+    def load(self, use_cache: bool = True) -> Detector:
         """The :class:`~yolocam_core.detector.Detector` this spec describes.
 
+        A named model and a Darknet cfg are converted once and cached (see
+        :mod:`yolocam_core.models.cache`); a Keras file is loaded after its
+        architecture passed the code check (see :mod:`yolocam_core.models.keras_safety`).
+
+        Args:
+            use_cache: read and write the converted-model cache (Darknet models).
+
         Raises:
-            YolocamError: see :func:`yolocam_core.models.load_detector`.
+            ModelNotFoundError: unknown name, missing file, or the package with the
+                files is missing.
+            WeightsError: weights that do not fit (expected and actual bytes named),
+                hold NaN or infinite values, or a named model's weights that do not
+                match their published checksum.
+            UnsafeModelError: a Keras file with Python code and no ``trust_model_code``.
+            ModelFileError, ConfigError: a file we cannot use, or one beyond the limits
+                of :mod:`yolocam_core.models.options`; the message says why.
         """
-        from yolocam_core.zoo import load_detector as _load
+        from yolocam_core.models.loading import load_spec
 
-        detector = _load(
-            self.source,
-            use_cache=use_cache,
-            weights=self.weights,
-            classes=list(self.classes) if isinstance(self.classes, tuple) else self.classes,
-            anchors=None if self.anchors is None else [list(a) for a in self.anchors],
-            anchor_masks=None
-            if self.anchor_masks is None
-            else [list(m) for m in self.anchor_masks],
-            input_size=self.input_size,
-            letterbox=self.letterbox,
-            trust_model_code=self.trust_model_code,
-        )
-        if self.name and self.name != detector.name:
-            from yolocam_core.detector import Detector
+        return load_spec(self, use_cache)
 
-            detector = Detector(
-                detector.keras_model,
-                detector.heads,
-                detector.class_names,
-                letterbox=detector.letterbox,
-                name=self.name,
-            )
-        return detector
+
+def load_detector(
+    name: str | os.PathLike = DEFAULT_MODEL,
+    *,
+    use_cache: bool = True,
+    weights: str | os.PathLike | None = None,
+    classes: ClassesSpec = None,
+    anchors: AnchorsSpec = None,
+    anchor_masks: MasksSpec = None,
+    input_size: InputSizeSpec = None,
+    letterbox: bool | None = None,
+    trust_model_code: bool = False,
+) -> Detector:
+    """Load a named model or a model file: ``ModelSpec.from_options(...).load()``.
+
+    Args:
+        name: a key of :data:`~yolocam_core.models.zoo.ZOO` (default ``"yolov4-tiny"``),
+            or a path: a Darknet ``.cfg`` (its ``.weights`` beside it, or ``weights=``),
+            or a Keras ``.keras`` / legacy ``.h5`` model whose outputs are the raw YOLO
+            heads.
+        use_cache: read and write the converted-model cache (Darknet models).
+        weights: the ``.weights`` of a ``.cfg`` that is not beside it.
+        classes: ``"coco"``, ``"voc"``, a names file (one per line) or a list; None
+            guesses from the class count (80: COCO, 20: VOC).
+        anchors: (width, height) pairs in input pixels, ``"10,13, 16,30, …"`` or a
+            flat list; None: the cfg's, or for Keras models the YOLOv3 / tiny defaults.
+        anchor_masks: Keras models: which anchors each head uses, coarsest first
+            (``"6,7,8; 3,4,5; 0,1,2"``, a list, or ``"keras-yolo3"`` for its tiny model).
+        input_size: network input side (or (height, width)), a multiple of 32.
+        letterbox: keep the aspect ratio and pad; None: the cfg's ``letter_box``
+            (Darknet) or True (Keras, as keras-yolo3 and keras-YOLOv3-model-set).
+        trust_model_code: Keras models: load Lambda layers and other Python code.
+            Never set it for files you did not write.
+
+    Returns:
+        A ready :class:`~yolocam_core.detector.Detector`.
+
+    Raises:
+        YolocamError: see :meth:`ModelSpec.load`.
+
+    Example:
+        >>> load_detector("yolo3_mobilenetv2_lite_voc.h5", classes="voc")
+        >>> load_detector("yolov3.cfg", weights="yolov3.weights", input_size=608)
+    """
+    spec = ModelSpec.from_options(
+        name,
+        weights=weights,
+        classes=classes,
+        anchors=anchors,
+        anchor_masks=anchor_masks,
+        input_size=input_size,
+        letterbox=letterbox,
+        trust_model_code=trust_model_code,
+    )
+    return spec.load(use_cache=use_cache)
 
 
 def _absolute(text: str) -> str:
-    """A path that exists becomes absolute; anything else (a model name) is kept."""
-    return str(Path(text).resolve()) if os.path.exists(text) else text
+    """A path that exists (even as a broken or looping link) becomes absolute; anything
+    else (a model name, a missing file) is kept as written."""
+    if text in ZOO or not os.path.lexists(text):
+        return text
+    return os.path.abspath(text)

@@ -7,10 +7,12 @@ those of keras-yolo3's and keras-YOLOv3-model-set's ``coco_classes.txt`` /
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from yolocam_core.errors import ModelFileError
+from yolocam_core.models.files import check_regular_file
 
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorbike", "aeroplane", "bus", "train", "truck",
@@ -56,18 +58,21 @@ def read_class_names_file(path: str | Path) -> list[str]:
         ModelFileError: missing, unreadable, too large, not text, or empty.
     """
     path = Path(path)
+    size = check_regular_file(path, "class names file")
+    if size > MAX_NAMES_FILE_BYTES:
+        raise ModelFileError(
+            f"class names file {path.name} is {size:,} bytes; a names file holds one "
+            f"name per line and must be under {MAX_NAMES_FILE_BYTES:,} bytes"
+        )
     try:
-        size = path.stat().st_size
-        if size > MAX_NAMES_FILE_BYTES:
-            raise ModelFileError(
-                f"class names file {path.name} is {size:,} bytes; a names file holds one "
-                f"name per line and must be under {MAX_NAMES_FILE_BYTES:,} bytes"
-            )
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"class names file {path} does not exist") from None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_NAMES_FILE_BYTES + 1)
     except OSError as exc:
         raise ModelFileError(f"cannot read class names file {path}: {exc.strerror}") from None
+    if len(data) > MAX_NAMES_FILE_BYTES:
+        raise ModelFileError(
+            f"class names file {path.name} is larger than {MAX_NAMES_FILE_BYTES:,} bytes"
+        )
     return names_from_bytes(data, path.name)
 
 
@@ -83,6 +88,27 @@ def names_from_bytes(data: bytes, label: str = "class names") -> list[str]:
     if not names:
         raise ModelFileError(f"{label} is empty; it should hold one class name per line")
     return names
+
+
+def parse_classes(value: ClassesSpec) -> str | tuple[str, ...] | None:
+    """The ``classes`` option in a hashable form, files made absolute.
+
+    Args:
+        value: ``"coco"`` / ``"voc"`` (any case), a path to a names file, a list of
+            names, or None.
+
+    Returns:
+        The preset name (lower case), an absolute path (str), a tuple of names, or None.
+        Files are read later, by :func:`resolve_class_names`.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if text.lower() in PRESETS:
+            return text.lower()
+        return str(Path(text).absolute()) if text else text
+    return tuple(str(c) for c in value)
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -120,7 +146,7 @@ def resolve_class_names(classes: ClassesSpec, num_classes: int) -> list[str]:
             raise ModelFileError("class names must not be empty strings")
     if len(names) != num_classes:
         raise ModelFileError(
-            f"{source} has {len(names)} names but the model predicts {num_classes} classes; "
+            f"{source} has {len(names):,} names but the model predicts {num_classes} classes; "
             f"give a names file with {num_classes} lines"
             + (" (or the preset coco)" if num_classes == 80 else "")
             + (" (or the preset voc)" if num_classes == 20 else "")

@@ -1,0 +1,103 @@
+"""Model files given by path: which kind a path is, and the checks every file passes
+before it is read (missing, a folder, a special file, a symbolic-link loop).
+
+A ``--model`` value is a named model (see :mod:`yolocam_core.models.zoo`) or a path:
+a Darknet ``.cfg`` (with its ``.weights``) or a Keras ``.keras`` / ``.h5`` file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from yolocam_core.errors import ModelFileError, ModelNotFoundError
+
+DARKNET_SUFFIXES = (".cfg",)
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+MODEL_SUFFIXES = DARKNET_SUFFIXES + KERAS_SUFFIXES
+
+
+def looks_like_path(name: str | os.PathLike) -> bool:
+    """Whether ``--model`` names a file rather than a named model."""
+    text = os.fspath(name)
+    return (
+        Path(text).suffix.lower() in (*MODEL_SUFFIXES, ".weights")
+        or os.sep in text
+        or "/" in text
+        or Path(text).is_file()
+        or Path(text).is_symlink()
+    )
+
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def check_regular_file(path: str | os.PathLike, role: str = "model file") -> int:
+    """Check that ``path`` is a regular file (after symbolic links) and return its size.
+
+    Nothing is opened: a named pipe would block a read forever, a device never ends.
+
+    Args:
+        path: the file.
+        role: what the file is for, used in messages (``"model file"``,
+            ``"weights file"``, ``"class names file"``, …).
+
+    Returns:
+        The file's size in bytes.
+
+    Raises:
+        ModelNotFoundError: the path does not exist (or is a dangling link).
+        ModelFileError: a folder, a special file, a symbolic-link loop, or not readable.
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ModelFileError(
+                f"{role} {path} is a symbolic-link loop (the link points back to itself); "
+                "give the real file"
+            ) from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            dangling = " (a symbolic link to a missing file)" if path.is_symlink() else ""
+            raise ModelNotFoundError(f"{role} {path} does not exist{dangling}") from None
+        raise ModelFileError(f"cannot read {role} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelFileError(f"{role} {path} is a folder, not a file")
+    for test, what in _SPECIAL:
+        if test(info.st_mode):
+            raise ModelFileError(f"{role} {path} is {what}, not a file; give a regular file")
+    if not os.access(path, os.R_OK):
+        raise ModelFileError(f"cannot read {role} {path}: permission denied")
+    return info.st_size
+
+
+def check_model_path(path: str | os.PathLike) -> Path:
+    """A model path checked before anything is read: a ``.cfg`` or a Keras file.
+
+    Raises:
+        ModelFileError: a ``.weights`` file given as the model (the cfg is needed), a
+            SavedModel folder, a special file, a link loop, or an unknown suffix of a
+            non-file.
+        ModelNotFoundError: the file does not exist.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".weights":
+        raise ModelFileError(
+            f"{path.name} is a Darknet weights file: give its .cfg as the model and the "
+            "weights with --weights (or put them beside the cfg with the same name)"
+        )
+    if path.is_dir():
+        raise ModelFileError(
+            f"{path} is a folder; TensorFlow SavedModel folders are not supported: save the "
+            "model as .keras or .h5 (model.save('model.keras'))"
+        )
+    check_regular_file(path)
+    return path
