@@ -143,7 +143,7 @@ def load_darknet_detector(
     _check_weights_exist(cfg, weights)
     text = read_cfg_text(cfg)
     try:
-        plan = plan_model(apply_options(parse_cfg(text), anchors, input_size), cfg.name)
+        plan = plan_model(apply_options(parse_cfg(text), anchors, input_size))
     except ConfigError as exc:
         raise ConfigError(f"{cfg.name}: {exc}") from None
     class_names = resolve_class_names(classes, _num_classes(plan, cfg.name))

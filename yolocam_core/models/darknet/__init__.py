@@ -64,7 +64,7 @@ def load_darknet(cfg: str | Path, weights: str | Path | bytes | None = None) -> 
     path = Path(cfg)
     config = load_config(path)
     try:
-        plan = plan_model(config, path.name)
+        plan = plan_model(config)
     except ConfigError as exc:
         raise ConfigError(f"{path.name}: {exc}") from None
     built = build_model(plan, name=model_name(path))
