@@ -49,11 +49,14 @@ def parse_input_size(value: InputSizeSpec) -> tuple[int, int] | None:
         if len(parts) != 2:
             raise ModelFileError(f"input size {value!r}: write one side (416) or WIDTHxHEIGHT")
         value = (parts[1], parts[0])
-    if isinstance(value, (int, str)):
+    if isinstance(value, (int, float, str)):
         side = _whole(value, value)
         size = (side, side)
     else:
-        items = list(value)
+        try:
+            items = list(value)
+        except TypeError:
+            raise ModelFileError(f"input size {value!r} is not a whole number") from None
         if len(items) != 2:
             raise ModelFileError(f"input size {value!r} must be one number or (height, width)")
         size = (_whole(items[0], value), _whole(items[1], value))
