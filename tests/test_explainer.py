@@ -27,6 +27,7 @@ from yolocam_core.cams import method_names
 from yolocam_core.detector import Detector
 from yolocam_core.errors import YolocamError
 from yolocam_core.explainer import Explainer, Explanation
+from yolocam_core.keras_internals import parent_layers
 from yolocam_core.targets import (
     ClassTarget,
     DetectionTarget,
@@ -244,8 +245,7 @@ def conv_before(model: keras.Model, layer_name: str) -> str:
     """The Conv2D whose output (through activations/padding) gives ``layer_name``."""
     layer = model.get_layer(layer_name)
     while not isinstance(layer, keras.layers.Conv2D):
-        (parent,) = layer._inbound_nodes[0].parent_nodes
-        layer = parent.operation
+        (layer,) = parent_layers(layer)
     return layer.name
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from yolocam_core.errors import ModelFileError
-from yolocam_core.models.files import check_regular_file
+from yolocam_core.models.files import read_small_file
 
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorbike", "aeroplane", "bus", "train", "truck",
@@ -58,21 +58,8 @@ def read_class_names_file(path: str | Path) -> list[str]:
         ModelFileError: missing, unreadable, too large, not text, or empty.
     """
     path = Path(path)
-    size = check_regular_file(path, "class names file")
-    if size > MAX_NAMES_FILE_BYTES:
-        raise ModelFileError(
-            f"class names file {path.name} is {size:,} bytes; a names file holds one "
-            f"name per line and must be under {MAX_NAMES_FILE_BYTES:,} bytes"
-        )
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_NAMES_FILE_BYTES + 1)
-    except OSError as exc:
-        raise ModelFileError(f"cannot read class names file {path}: {exc.strerror}") from None
-    if len(data) > MAX_NAMES_FILE_BYTES:
-        raise ModelFileError(
-            f"class names file {path.name} is larger than {MAX_NAMES_FILE_BYTES:,} bytes"
-        )
+    hint = " (a names file holds one name per line)"
+    data = read_small_file(path, "class names file", MAX_NAMES_FILE_BYTES, hint)
     return names_from_bytes(data, path.name)
 
 

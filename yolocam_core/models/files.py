@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from yolocam_core.errors import ModelFileError, ModelNotFoundError
+from yolocam_core.errors import ModelFileError, ModelNotFoundError, YolocamError
 
 DARKNET_SUFFIXES = (".cfg",)
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -77,6 +77,43 @@ def check_regular_file(path: str | os.PathLike, role: str = "model file") -> int
     if not os.access(path, os.R_OK):
         raise ModelFileError(f"cannot read {role} {path}: permission denied")
     return info.st_size
+
+
+def read_small_file(
+    path: str | os.PathLike,
+    role: str,
+    limit: int,
+    hint: str = "",
+    error: type[YolocamError] = ModelFileError,
+) -> bytes:
+    """The bytes of a small file (a cfg, a names file), at most ``limit`` of them.
+
+    The size is checked before reading and the read is capped (the file may grow).
+
+    Args:
+        path: the file.
+        role: what it is, for messages (``"cfg file"``).
+        limit: the most bytes it may have.
+        hint: said after the size when it is too large.
+        error: the error class raised for a file that is too large or unreadable.
+
+    Raises:
+        ModelNotFoundError, ModelFileError: see :func:`check_regular_file`.
+        error: larger than ``limit`` or unreadable.
+    """
+    path = Path(path)
+    size = check_regular_file(path, role)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise error(f"cannot read {role} {path}: {exc.strerror or exc}") from None
+    if max(size, len(data)) > limit:
+        raise error(
+            f"{role} {path.name} is {max(size, len(data)):,} bytes; it must be under "
+            f"{limit:,} bytes{hint}"
+        )
+    return data
 
 
 def check_model_path(path: str | os.PathLike) -> Path:

@@ -404,39 +404,30 @@ def detector_from_keras_model(
 
 
 def load_keras_detector(
-    path: str | Path,
-    *,
-    classes: ClassesSpec = None,
-    anchors: AnchorsSpec = None,
-    anchor_masks: MasksSpec = None,
-    input_size: InputSizeSpec = None,
-    letterbox: bool | None = None,
-    trust_model_code: bool = False,
-    name: str | None = None,
+    path: str | Path, *, trust_model_code: bool = False, name: str | None = None, **options
 ) -> Detector:
     """Load a ``.keras`` / ``.h5`` YOLO model safely and make it a :class:`Detector`.
+
+    Args:
+        path: the model file.
+        trust_model_code: load Python code in the file (see :func:`load_keras_model`).
+        name: shown in the UI (default: the file's name).
+        **options: ``classes``, ``anchors``, ``anchor_masks``, ``input_size``,
+            ``letterbox``, as :func:`detector_from_keras_model` takes them.
+
+    Raises:
+        UnsafeModelError: a file with Python code, unless ``trust_model_code``.
+        ModelFileError: anything else unusable; the message says why.
 
     Example:
         >>> detector = load_keras_detector("yolo3_mobilenetv2_lite_voc.h5", classes="voc")
         >>> [h.grid for h in detector.heads]
         [(13, 13), (26, 26), (52, 52)]
-
-    See :func:`load_keras_model` (safety) and :func:`detector_from_keras_model`
-    (options). Raises :class:`~yolocam_core.errors.UnsafeModelError` for files with
-    Python code unless ``trust_model_code``, and
-    :class:`~yolocam_core.errors.ModelFileError` for anything else unusable.
     """
     path = Path(path)
     model = load_keras_model(path, trust_model_code=trust_model_code)
     return detector_from_keras_model(
-        model,
-        classes=classes,
-        anchors=anchors,
-        anchor_masks=anchor_masks,
-        input_size=input_size,
-        letterbox=letterbox,
-        name=name or path.name,
-        trust_model_code=trust_model_code,
+        model, name=name or path.name, trust_model_code=trust_model_code, **options
     )
 
 

@@ -130,18 +130,9 @@ class ModelSpec:
 
 
 def load_detector(
-    name: str | os.PathLike = DEFAULT_MODEL,
-    *,
-    use_cache: bool = True,
-    weights: str | os.PathLike | None = None,
-    classes: ClassesSpec = None,
-    anchors: AnchorsSpec = None,
-    anchor_masks: MasksSpec = None,
-    input_size: InputSizeSpec = None,
-    letterbox: bool | None = None,
-    trust_model_code: bool = False,
+    name: str | os.PathLike = DEFAULT_MODEL, *, use_cache: bool = True, **options
 ) -> Detector:
-    """Load a named model or a model file: ``ModelSpec.from_options(...).load()``.
+    """Load a named model or a model file: ``ModelSpec.from_options(name, **options).load()``.
 
     Args:
         name: a key of :data:`~yolocam_core.models.zoo.ZOO` (default ``"yolov4-tiny"``),
@@ -149,40 +140,28 @@ def load_detector(
             or a Keras ``.keras`` / legacy ``.h5`` model whose outputs are the raw YOLO
             heads.
         use_cache: read and write the converted-model cache (Darknet models).
-        weights: the ``.weights`` of a ``.cfg`` that is not beside it.
-        classes: ``"coco"``, ``"voc"``, a names file (one per line) or a list; None
-            guesses from the class count (80: COCO, 20: VOC).
-        anchors: (width, height) pairs in input pixels, ``"10,13, 16,30, …"`` or a
-            flat list; None: the cfg's, or for Keras models the YOLOv3 / tiny defaults.
-        anchor_masks: Keras models: which anchors each head uses, coarsest first
-            (``"6,7,8; 3,4,5; 0,1,2"``, a list, or ``"keras-yolo3"`` for its tiny model).
-        input_size: network input side (or (height, width)), a multiple of 32.
-        letterbox: keep the aspect ratio and pad; None: the cfg's ``letter_box``
-            (Darknet) or True (Keras, as keras-yolo3 and keras-YOLOv3-model-set).
-        trust_model_code: Keras models: load Lambda layers and other Python code.
-            Never set it for files you did not write.
+        **options: the keyword arguments of :meth:`ModelSpec.from_options`:
+            ``weights`` (a cfg's ``.weights`` when not beside it), ``classes``
+            (``"coco"``, ``"voc"``, a names file or a list; None guesses from the class
+            count), ``anchors`` (``"10,13, 16,30, …"`` or pairs; None: the cfg's, or the
+            YOLOv3 / tiny defaults for Keras models), ``anchor_masks`` (Keras models:
+            ``"6,7,8; 3,4,5; 0,1,2"``, a list, or ``"keras-yolo3"``), ``input_size``
+            (a multiple of 32, or (height, width)), ``letterbox`` (None: the cfg's
+            ``letter_box``, or True for Keras models), ``trust_model_code`` (Keras
+            models: load Lambda layers and other Python code; never for files you did
+            not write), ``name``.
 
     Returns:
         A ready :class:`~yolocam_core.detector.Detector`.
 
     Raises:
-        YolocamError: see :meth:`ModelSpec.load`.
+        YolocamError: see :meth:`ModelSpec.load`; TypeError for an unknown option.
 
     Example:
         >>> load_detector("yolo3_mobilenetv2_lite_voc.h5", classes="voc")
         >>> load_detector("yolov3.cfg", weights="yolov3.weights", input_size=608)
     """
-    spec = ModelSpec.from_options(
-        name,
-        weights=weights,
-        classes=classes,
-        anchors=anchors,
-        anchor_masks=anchor_masks,
-        input_size=input_size,
-        letterbox=letterbox,
-        trust_model_code=trust_model_code,
-    )
-    return spec.load(use_cache=use_cache)
+    return ModelSpec.from_options(name, **options).load(use_cache=use_cache)
 
 
 def _absolute(text: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from yolocam_core.errors import ConfigError
 from yolocam_core.models.anchors import Anchors
-from yolocam_core.models.files import check_regular_file
+from yolocam_core.models.files import read_small_file
 
 #: A cfg larger than this is refused (yolov4.cfg is 12 kB).
 MAX_CFG_BYTES = 1 << 20
@@ -224,23 +224,12 @@ def read_cfg_text(cfg: str | Path) -> str:
 
     Raises:
         ModelNotFoundError / ModelFileError: missing, a folder, a special file or a
-            symbolic-link loop (see :func:`~yolocam_core.models.files.check_regular_file`).
+            symbolic-link loop (see :func:`~yolocam_core.models.files.read_small_file`).
         ConfigError: larger than :data:`MAX_CFG_BYTES`, unreadable, or binary.
     """
     cfg = Path(cfg)
-    size = check_regular_file(cfg, "cfg file")
-    if size > MAX_CFG_BYTES:
-        raise ConfigError(
-            f"{cfg.name} is {size:,} bytes; a Darknet cfg is a small text file "
-            f"(under {MAX_CFG_BYTES:,} bytes). Is it the .weights file?"
-        )
-    try:
-        with open(cfg, "rb") as handle:
-            data = handle.read(MAX_CFG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read cfg file {cfg}: {exc.strerror or exc}") from None
-    if len(data) > MAX_CFG_BYTES:
-        raise ConfigError(f"{cfg.name} is larger than {MAX_CFG_BYTES:,} bytes")
+    hint = " (a Darknet cfg is a small text file: is it the .weights file?)"
+    data = read_small_file(cfg, "cfg file", MAX_CFG_BYTES, hint, ConfigError)
     if b"\x00" in data[:4096]:
         raise ConfigError(f"{cfg.name} is a binary file, not a Darknet cfg (text)")
     return data.decode("utf-8", errors="replace")
