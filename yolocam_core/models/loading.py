@@ -33,8 +33,7 @@ def load_spec(spec: ModelSpec, use_cache: bool = True) -> Detector:
         return _load_named(spec, use_cache)
     if not looks_like_path(spec.source):
         raise ModelNotFoundError(
-            f"unknown model {spec.source!r}; available: {', '.join(sorted(ZOO))}, or a "
-            "model file (.cfg, .keras, .h5)"
+            f"unknown model {spec.source!r}; available: {', '.join(sorted(ZOO))}"
         )
     path = check_model_path(spec.source)
     if path.suffix.lower() == ".cfg":
