@@ -255,8 +255,9 @@ def _check_node(found: Found, report: ModelFileReport) -> None:
         )
     for key, value in node.items():
         if key in FUNCTION_KEYS and value is not None and name not in CODE_LAYERS:
-            if not (isinstance(value, str) and known_function(value)) and not (
-                isinstance(value, dict) and value.get("class_name") == "function"
+            # A dict is an object, checked on its own as the walk reaches it.
+            if not isinstance(value, dict) and not (
+                isinstance(value, str) and known_function(value)
             ):
                 report.code.append(f"a {key!r} entry{found.where()} (Python code)")
         elif (key == "activation" or key.endswith("_activation")) and isinstance(value, str):
