@@ -19,6 +19,10 @@ class ImageError(YolocamError):
     """A file or byte string that is not a usable image."""
 
 
+class OutputError(YolocamError):
+    """An output folder that cannot be used (a file, under a file, not writable)."""
+
+
 class ModelNotFoundError(YolocamError):
     """A named model, or the package that ships its files, is not available."""
 
