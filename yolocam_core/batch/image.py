@@ -21,7 +21,7 @@ from yolocam_core.batch.settings import (
     ImageItem,
     source_stat,
 )
-from yolocam_core.errors import YolocamError
+from yolocam_core.errors import YolocamError, for_option
 from yolocam_core.files import shown
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def resolve_targets(text: str, class_names: Sequence[str]) -> TargetSpec | None:
     try:
         return TargetSpec.parse(text, class_names)
     except YolocamError as exc:
-        raise YolocamError(f"--targets: {exc}") from None
+        raise for_option(exc, "--targets") from None
 
 
 def _base_row(rel: str) -> dict:

@@ -13,7 +13,7 @@ from yolocam_core.cli.options import (
     model_spec_from_args,
     parse_scales,
 )
-from yolocam_core.errors import YolocamError
+from yolocam_core.errors import YolocamError, for_option
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -66,11 +66,17 @@ def run(args: argparse.Namespace) -> int:
 
     detector = spec.load()
     detector.check_scales(scales, "--scales")
-    target_spec = TargetSpec.parse(args.target, detector.class_names)
+    try:
+        target_spec = TargetSpec.parse(args.target, detector.class_names)
+    except YolocamError as exc:
+        raise for_option(exc, "--target") from None
     explainer = Explainer(detector)
     fwd = explainer.forward(image)
     detections = explainer.detect(fwd, args.score, args.iou)
-    target = target_spec.build(detections)
+    try:
+        target = target_spec.build(detections)
+    except YolocamError as exc:
+        raise for_option(exc, "--target") from None
     result = explainer.explain(
         fwd, target, args.method, None if scales is None else list(scales), norm=args.norm
     )

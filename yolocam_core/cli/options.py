@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from yolocam_core.errors import YolocamError
+from yolocam_core.errors import YolocamError, for_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -147,7 +147,7 @@ def check_target(text: str, option: str = "--target") -> None:
     try:
         TargetSpec.parse(text, ())
     except YolocamError as exc:
-        raise YolocamError(f"{option}: {exc}") from None
+        raise for_option(exc, option) from None
 
 
 class GoodImages:
