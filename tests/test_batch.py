@@ -33,7 +33,7 @@ from yolocam_core.batch import (
     image_dir,
     run_batch,
 )
-from yolocam_core.cli import main
+from yolocam_core.cli.main import main
 from yolocam_core.errors import YolocamError
 
 pytestmark = pytest.mark.slow
@@ -146,7 +146,6 @@ def test_resume_skips_finished_images_and_retries_failed_ones(reference, folder,
         folder,
         out,
         SETTINGS,
-        detector_factory=lambda: detector,
         progress=False,
         log=errors.append,
     )
@@ -170,10 +169,12 @@ def test_resume_skips_finished_images_and_retries_failed_ones(reference, folder,
         shutil.copy2(folder / rel, good_only / rel)
     shutil.copytree(out, copy)
 
-    def no_model():
+    def no_model(settings):
         raise AssertionError("the model was loaded although every image was complete")
 
-    report = run_batch(good_only, copy, SETTINGS, detector_factory=no_model, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("yolocam_core.batch.runner.load_explainer", no_model)
+        report = run_batch(good_only, copy, SETTINGS, progress=False)
     assert (report.skipped, report.computed, report.failed) == (2, 0, 0)
     rebuilt = pd.read_parquet(copy / "summary.parquet")
     pd.testing.assert_frame_equal(rebuilt, before[ok].reset_index(drop=True))
@@ -183,7 +184,6 @@ def test_resume_skips_finished_images_and_retries_failed_ones(reference, folder,
         good_only,
         copy,
         BatchSettings(methods=("gradcam",)),
-        detector_factory=lambda: detector,
         progress=False,
     )
     assert (report.skipped, report.computed) == (0, 2)
@@ -226,7 +226,7 @@ def test_interrupted_run_loses_nothing_that_was_finished(tmp_path, folder, detec
     junk.parent.mkdir(parents=True, exist_ok=True)
     junk.write_bytes(b"\x89PNG half")
 
-    report = run_batch(root, out, BatchSettings(), detector_factory=lambda: detector)
+    report = run_batch(root, out, BatchSettings())
     assert (report.skipped, report.computed, report.failed) == (len(finished), 8 - len(finished), 0)
     assert not junk.exists()
     for rel, mtime in finished.items():
@@ -238,9 +238,7 @@ def test_interrupted_run_loses_nothing_that_was_finished(tmp_path, folder, detec
 
 def test_two_local_workers_give_the_same_rows(reference, folder, tmp_path, detector):
     out = tmp_path / "two"
-    report = run_batch(
-        folder, out, SETTINGS, workers=2, detector_factory=lambda: detector, log=lambda _: None
-    )
+    report = run_batch(folder, out, SETTINGS, workers=2, log=lambda _: None)
     assert (report.computed, report.failed) == (5, 3)
     pd.testing.assert_frame_equal(
         frame_without_timing(out / "summary.parquet"),
@@ -262,7 +260,6 @@ def test_ray_engine_gives_the_same_rows(reference, folder, tmp_path, detector):
         SETTINGS,
         engine="ray",
         workers=2,
-        detector_factory=lambda: detector,  # the driver checks the settings against it
         log=lambda _: None,
     )
     assert (report.computed, report.failed) == (5, 3)
@@ -282,7 +279,7 @@ def test_class_and_seed_targets(folder, tmp_path, detector):
     assert len(persons) >= 2
 
     settings = BatchSettings(targets="class:Person", scales=(1,), sheet=True)
-    run_batch(one, tmp_path / "class", settings, detector_factory=lambda: detector)
+    run_batch(one, tmp_path / "class", settings)
     frame = pd.read_parquet(tmp_path / "class" / "summary.parquet")
     # one class map, repeated for every detection of that class
     assert frame["detection"].tolist() == persons and (frame["scale"] == 1).all()
@@ -290,7 +287,7 @@ def test_class_and_seed_targets(folder, tmp_path, detector):
     assert list((image_dir(tmp_path / "class", "bus.jpg")).glob("*_sheet.png"))
 
     settings = BatchSettings(targets="seed", methods=("seed",))
-    run_batch(one, tmp_path / "seed", settings, detector_factory=lambda: detector)
+    run_batch(one, tmp_path / "seed", settings)
     frame = pd.read_parquet(tmp_path / "seed" / "summary.parquet")
     assert frame["scale"].tolist() == [0, 1] and frame["detection"].isna().all()
 
@@ -299,24 +296,26 @@ def test_class_and_seed_targets(folder, tmp_path, detector):
             one,
             tmp_path / "bad",
             BatchSettings(targets="class:unicorn"),
-            detector_factory=lambda: detector,
         )
 
 
-def test_metrics_columns_equal_yolocam_evaluate(folder, tmp_path, detector):
-    from yolocam_core.evaluate import evaluate_image
+def test_metrics_columns_are_the_scorer_s_for_each_row_s_detection(folder, tmp_path, detector):
+    """`batch --metrics` and `yolocam evaluate` share ImageScorer: each row's metrics are
+    its map's scores against the row's own detection (not another one's)."""
+    from yolocam_core.evaluate import ScoringSettings, evaluate_image
     from yolocam_core.explainer import Explainer
 
     one = tmp_path / "one"
     one.mkdir()
     shutil.copy2(folder / "more" / "zidane.jpg", one / "zidane.jpg")
     settings = BatchSettings(metrics=True, metrics_steps=4)
-    run_batch(one, tmp_path / "out", settings, detector_factory=lambda: detector)
+    run_batch(one, tmp_path / "out", settings)
     frame = pd.read_parquet(tmp_path / "out" / "summary.parquet")
     assert list(frame.columns) == [*SUMMARY_COLUMNS, *METRIC_COLUMNS]
 
+    fast = ScoringSettings(steps=4, seeds=(0,))
     evaluation = evaluate_image(
-        Explainer(detector), str(one / "zidane.jpg"), ["gradcam"], steps=4, seeds=(0,)
+        Explainer(detector), str(one / "zidane.jpg"), ["gradcam"], settings=fast
     )
     expected = {(r.detection, r.scale): r for r in evaluation.rows}
     assert len(frame) == len(expected) > 0
@@ -349,23 +348,32 @@ def test_bad_input_is_one_line(capsys, tmp_path, folder):
     assert not os.path.exists(tmp_path / "out" / "summary.csv")
 
 
-def test_model_options_reach_the_workers(tmp_path, monkeypatch):
-    """Workers load the model themselves: every model option goes into the settings,
-    file paths made absolute (a Ray actor runs in another folder)."""
-    from yolocam_core.batch.command import _model_options
-    from yolocam_core.cli import build_parser
+def test_the_settings_hold_the_model_spec_and_its_files_stamp_the_fingerprint(
+    tmp_path, monkeypatch
+):
+    """The CLI's model options become one ModelSpec in the settings (paths absolute: a Ray
+    actor runs in another folder); every worker loads that spec. Another spec, or a
+    changed model file, is another fingerprint."""
+    from yolocam_core.cli.main import build_parser
+    from yolocam_core.cli.options import model_spec_from_args
+    from yolocam_core.models import ModelSpec
 
     monkeypatch.chdir(tmp_path)
     Path("names.txt").write_text("cat\ndog\n")
     args = build_parser().parse_args(
         ["batch", "in", "--out", "o", "--classes", "names.txt", "--no-letterbox"]
     )
-    assert _model_options(args) == (
-        ("classes", str(tmp_path / "names.txt")),
-        ("letterbox", False),
-    )
+    spec = model_spec_from_args(args)
+    assert spec == ModelSpec(classes=str(tmp_path / "names.txt"), letterbox=False)
     default = build_parser().parse_args(["batch", "in", "--out", "o"])
-    assert _model_options(default) == ()
-    stamped = BatchSettings(model_options=_model_options(args)).fingerprint()
+    assert model_spec_from_args(default) == ModelSpec()
+    assert (
+        BatchSettings().model == ModelSpec()
+        and BatchSettings(model="yolov4-tiny").model == ModelSpec()
+    )
+
+    stamped = BatchSettings(model=spec).fingerprint()
+    assert BatchSettings(model=spec).fingerprint() == stamped
+    assert BatchSettings(model=spec.replace(input_size=(320, 320))).fingerprint() != stamped
     Path("names.txt").write_text("cat\ndog\nbird\n")  # another file: other settings
-    assert BatchSettings(model_options=_model_options(args)).fingerprint() != stamped
+    assert BatchSettings(model=spec).fingerprint() != stamped

@@ -345,7 +345,7 @@ def test_conversion_is_cached_by_content(darknet_cfg_dir, tmp_path, monkeypatch)
 
 
 def test_cli_detect_and_explain_a_darknet_model(tmp_path, capsys, samples):
-    from yolocam_core.cli import main
+    from yolocam_core.cli.main import main
 
     cfg, weights = write_model(tmp_path, "v4", YOLOV4_STYLE_3, seed=9)
     names = tmp_path / "v4.names"

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from yolocam_core.cli import main
+from yolocam_core.cli.main import main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

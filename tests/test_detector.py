@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from yolocam_core import models
-from yolocam_core.detector import Detection, Detector
-from yolocam_core.errors import ModelNotFoundError, WeightsError
+from yolocam_core.detector import Detection, Detector, Letterbox
+from yolocam_core.errors import ModelNotFoundError, WeightsError, YolocamError
 from yolocam_core.models import cache, darknet, zoo
 
 
@@ -151,6 +151,43 @@ def test_letterbox_round_trip_on_a_non_square_image(detector, letterbox):
     )
     np.testing.assert_allclose(box.to_image(box.to_network(boxes)), boxes, atol=1e-9)
     np.testing.assert_allclose(box.to_network(box.to_image(boxes)), boxes, atol=1e-9)
+
+
+@pytest.mark.parametrize("letterbox", [True, False])
+def test_letterbox_places_a_grid_map_on_the_image(letterbox):
+    """A 400×240 image in a 416×416 input: with letterboxing, 83 grey rows above and
+    below; the map's part over them is cut away before it is resized to the image."""
+    if letterbox:
+        box = Letterbox((240, 400), 416 / 400, 250 / 240, 0, 83, (416, 416))
+    else:
+        box = Letterbox((240, 400), 416 / 400, 416 / 240, 0, 0, (416, 416))
+    centre = np.zeros((13, 13), np.float32)
+    centre[6, 6] = 1.0
+    placed = box.map_to_image(centre)
+    assert placed.shape == (240, 400) and placed.dtype == np.float32
+    row, col = np.unravel_index(placed.argmax(), placed.shape)
+    assert abs(row - 120) <= 10 and abs(col - 200) <= 16
+    top = np.zeros((13, 13), np.float32)
+    top[0] = 1.0  # the first grid row lies in the padding when letterboxed
+    if letterbox:
+        assert box.map_to_image(top).max() == 0.0
+        with pytest.raises(ValueError, match="input_size"):
+            dataclasses.replace(box, input_size=None).map_to_image(top)
+    else:
+        np.testing.assert_allclose(box.map_to_image(top)[0], 1.0)
+        no_size = dataclasses.replace(box, input_size=None)
+        np.testing.assert_array_equal(no_size.map_to_image(top), box.map_to_image(top))
+
+
+@pytest.mark.slow
+def test_check_scales_names_the_heads(detector):
+    detector.check_scales(None)
+    detector.check_scales([1, 0])
+    with pytest.raises(YolocamError) as info:
+        detector.check_scales([0, 2, 5], "--scales")
+    assert str(info.value) == (
+        "--scales: this model has scales 0..1 (13×13 · stride 32, 26×26 · stride 16); got 2, 5"
+    )
 
 
 # -- zoo ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from yolocam_core.cli import main
+from yolocam_core.cli.main import main
 
 pytestmark = pytest.mark.slow
 
@@ -145,8 +145,8 @@ def test_bad_files_are_one_line_each_and_others_still_run(capsys, samples, tmp_p
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (("--methods", "gradcam,nope"), 1, "--methods 'gradcam,nope': unknown method nope"),
-        (("--scales", "7"), 1, "--scales '7': this model has scales 0..1"),
+        (("--methods", "gradcam,nope"), 1, "--methods: unknown 'nope'; use all or some of"),
+        (("--scales", "7"), 1, "--scales: this model has scales 0..1 (13×13"),
         (("--steps", "0"), 2, "argument --steps: 0 is outside 1..1000"),
     ],
 )

@@ -183,3 +183,82 @@ def test_too_many_pixels_refused():
         load_image(data, max_pixels=1199)
     message = str(info.value).replace(",", "")
     assert "40×30 = 1200 pixels" in message and "1199" in message
+
+
+def _float_tiff(values: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(values.astype(np.float32), "F").save(buffer, "TIFF")
+    return buffer.getvalue()
+
+
+def test_float_image_in_0_1_is_scaled_to_0_255():
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    rgb = load_image(_float_tiff(grey / 255.0))
+    assert rgb.dtype == np.uint8 and rgb.shape == (16, 16, 3)
+    np.testing.assert_array_equal(rgb[..., 0], grey)  # not an all-black image
+    np.testing.assert_array_equal(rgb[..., 0], rgb[..., 2])
+
+
+def test_float_image_in_0_255_is_taken_as_it_is():
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    np.testing.assert_array_equal(load_image(_float_tiff(grey.astype(np.float64)))[..., 1], grey)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (np.array([[-0.5, 0.5]]), "from -0.5 to 0.5"),
+        (np.array([[0.0, 4095.0]]), "from 0 to 4095"),
+        (np.array([[np.nan, 0.5]]), "NaN or infinite"),
+        (np.array([[np.inf, 0.5]]), "NaN or infinite"),
+    ],
+)
+def test_float_image_out_of_range_is_refused(values, message):
+    with pytest.raises(ImageError) as info:
+        load_image(_float_tiff(values))
+    assert message in str(info.value) and "uploaded file: " in str(info.value)
+
+
+def test_float_colour_tiff_pillow_cannot_read_says_so(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "rgb.tif"), np.random.default_rng(0).random((8, 8, 3), np.float32))
+    with pytest.raises(ImageError, match="a TIFF Pillow cannot decode"):
+        load_image(tmp_path / "rgb.tif")
+
+
+@pytest.mark.parametrize(("size", "ok"), [((1, 1), True), ((320, 10), True), ((330, 10), False)])
+def test_elongated_images_are_refused(size, ok):
+    data = encode(Image.fromarray(np.zeros((size[1], size[0], 3), np.uint8)), "PNG")
+    if ok:
+        assert load_image(data).shape == (size[1], size[0], 3)
+    else:
+        with pytest.raises(ImageError, match="330×10 is too elongated"):
+            load_image(data)
+
+
+def test_special_files_are_refused_without_being_opened(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.jpg")  # opening it for reading would block
+    (tmp_path / "loop.jpg").symlink_to("loop.jpg")
+    (tmp_path / "file").write_bytes(b"x")
+    cases = {
+        tmp_path / "pipe.jpg": "pipe.jpg: is a named pipe (FIFO), not a regular file; refused",
+        tmp_path / "loop.jpg": "loop.jpg: a symbolic-link loop",
+        tmp_path / "file" / "x.jpg": "file is a file, not a folder",
+        "/dev/null": "/dev/null: is a character device, not a regular file",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ImageError) as info:
+            load_image(path)
+        assert message in str(info.value), info.value
+
+
+def test_files_above_the_byte_limit_are_refused_before_reading(tmp_path):
+    path = tmp_path / "big.png"
+    path.write_bytes(encode(two_halves(40, 30), "PNG"))
+    size = path.stat().st_size
+    assert load_image(path, max_bytes=size).shape == (30, 40, 3)
+    with pytest.raises(ImageError, match="is more than the"):
+        load_image(path, max_bytes=size - 1)

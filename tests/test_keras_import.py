@@ -281,7 +281,7 @@ def test_lambda_model_loads_when_trusted(tmp_path):
 
 
 def test_cli_refuses_code_unless_trusted(tmp_path, capsys, samples):
-    from yolocam_core.cli import main
+    from yolocam_core.cli.main import main
 
     path = tmp_path / "lambda.keras"
     inputs = keras.Input((64, 64, 3), name="image")
@@ -344,7 +344,7 @@ def test_corrupted_h5_gives_a_readable_error(small_files, tmp_path, make, messag
 
 
 def test_corrupted_files_in_the_cli_are_one_line(small_files, tmp_path, capsys, samples):
-    from yolocam_core.cli import main
+    from yolocam_core.cli.main import main
 
     _, paths = small_files
     broken = tmp_path / "broken.keras"
@@ -419,7 +419,7 @@ def test_voc_model_detections_name_voc_classes(tmp_path, sample_rgb, capsys, sam
     names = tmp_path / "voc_classes.txt"
     names.write_text("\n".join(VOC_CLASSES) + "\n")
     assert load_detector(path, classes=names).class_names == VOC_CLASSES
-    from yolocam_core.cli import main
+    from yolocam_core.cli.main import main
 
     code = main(["detect", str(samples["zidane.jpg"]), "--model", str(path), "--classes",
                  str(names), "--json"])  # fmt: skip

@@ -287,10 +287,11 @@ def test_curves_start_at_the_detection_score_and_end_near_zero(detector, sample_
 
 @pytest.mark.slow
 def test_identical_maps_are_perturbed_once(explainer, sample_rgb):
-    from yolocam_core.evaluate import evaluate_image
+    from yolocam_core.evaluate import ScoringSettings, evaluate_image
 
     image = sample_rgb["zidane.jpg"]
-    result = evaluate_image(explainer, image, ["eigencam"], [0], steps=4, seeds=(0,))
+    fast = ScoringSettings(steps=4, seeds=(0,))
+    result = evaluate_image(explainer, image, ["eigencam"], [0], settings=fast)
     assert len(result.detections) >= 2
     # EigenCAM's map does not depend on the target: one set of 2 × 3 perturbed images
     # for all detections, plus one for the random map and the 2 shared end images
@@ -322,7 +323,7 @@ def randomised(explainer):
 def proof(explainer, randomised, sample_rgb):
     """Every method and scale on the confident detections of both sample photos."""
     from yolocam_core.cams import method_names
-    from yolocam_core.evaluate import evaluate_image
+    from yolocam_core.evaluate import ScoringSettings, evaluate_image
 
     rows = []
     for name in SAMPLES:
@@ -335,7 +336,7 @@ def proof(explainer, randomised, sample_rgb):
             method_names(),
             detections=detections,
             name=name,
-            steps=PROOF_STEPS,
+            settings=ScoringSettings(steps=PROOF_STEPS),
             random_explainer=randomised,
         )
         rows += result.rows
@@ -344,7 +345,8 @@ def proof(explainer, randomised, sample_rgb):
 
 @pytest.mark.slow
 def test_gradcam_beats_the_random_map_on_confident_detections(proof):
-    from yolocam_core.evaluate import OWN, format_summary, reading, summarize
+    from yolocam_core.cli.evaluate import format_summary
+    from yolocam_core.evaluate import OWN, reading, summarize
 
     summary = summarize(proof)
     print(

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from yolocam_core import render
+from yolocam_core.outputs import detections_report
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -44,11 +45,5 @@ def maps_zip(explanation) -> bytes:
 
 def detections_json(name: str, size: tuple[int, int], detections) -> str:
     """Same schema as ``yolocam detect --json`` (one image)."""
-    height, width = size
-    report = {
-        "image": name,
-        "width": width,
-        "height": height,
-        "detections": [d.to_dict() for d in detections],
-    }
+    report = detections_report(name, size, detections)
     return json.dumps(report, indent=2, ensure_ascii=False)

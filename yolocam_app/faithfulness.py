@@ -11,7 +11,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from yolocam_app import resources
-from yolocam_core.evaluate import ImageEvaluation, baseline_curves, evaluate_image
+from yolocam_core.evaluate import (
+    ImageEvaluation,
+    ScoringSettings,
+    baseline_curves,
+    evaluate_image,
+)
 from yolocam_core.explainer import Explainer
 from yolocam_core.metrics import Curves, randomised_explainer
 
@@ -43,7 +48,11 @@ def baseline(
     """Random-map curves of detection ``index`` at each scale."""
     detection = resources.detect(model_name, key, _image, score, iou)[index]
     return baseline_curves(
-        resources.get_explainer(model_name), _image, [detection], scales, steps, fill, SEEDS
+        resources.get_explainer(model_name),
+        _image,
+        [detection],
+        scales,
+        ScoringSettings(steps=steps, fill=fill, seeds=SEEDS),
     )
 
 
@@ -71,9 +80,7 @@ def evaluate_method(
         [method],
         list(scales),
         [detection],
-        steps=steps,
-        fill=fill,
-        seeds=SEEDS,
+        settings=ScoringSettings(steps=steps, fill=fill, seeds=SEEDS),
         layer=dict(layers) or None,
         random_explainer=get_random_explainer(model_name) if sanity else None,
         baseline=random,

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from yolocam_core.errors import YolocamError
 from yolocam_core.heads import HeadInfo, decode_head
 from yolocam_core.images import load_image
 
@@ -57,6 +58,13 @@ class Letterbox:
 
     Network pixel (x, y) corresponds to image pixel ((x - offset_x) / scale_x,
     (y - offset_y) / scale_y).
+
+    Attributes:
+        image_size: (height, width) of the image.
+        scale_x, scale_y: network pixels per image pixel.
+        offset_x, offset_y: where the image's top-left corner lies in the network input.
+        input_size: (height, width) of the network input; None when unknown (then
+            :meth:`map_to_image` needs a placement without padding).
     """
 
     image_size: tuple[int, int]  # (height, width)
@@ -64,6 +72,7 @@ class Letterbox:
     scale_y: float
     offset_x: float
     offset_y: float
+    input_size: tuple[int, int] | None = None
 
     def to_image(self, boxes_net_px: np.ndarray) -> np.ndarray:
         """(N, 4) x1, y1, x2, y2 in network pixels -> the same in image pixels."""
@@ -78,6 +87,31 @@ class Letterbox:
         out[:, [0, 2]] = out[:, [0, 2]] * self.scale_x + self.offset_x
         out[:, [1, 3]] = out[:, [1, 3]] * self.scale_y + self.offset_y
         return out
+
+    def map_to_image(self, grid_map: np.ndarray) -> np.ndarray:
+        """An (h, w) map over the network input -> (H, W) float32 over the image.
+
+        Bilinear: the map is resized to the network input, the image's part of it
+        (without the letterbox padding) is cut out and resized to the image. Without
+        padding, one resize straight to the image (the same values, less work).
+
+        Raises:
+            ValueError: the placement has padding and ``input_size`` is unknown.
+        """
+        img_h, img_w = self.image_size
+        values = np.asarray(grid_map, dtype=np.float32)
+        if self.offset_x == 0 and self.offset_y == 0:
+            net_h, net_w = self.input_size or (img_h * self.scale_y, img_w * self.scale_x)
+            if np.isclose(self.scale_x, net_w / img_w) and np.isclose(self.scale_y, net_h / img_h):
+                return cv2.resize(values, (img_w, img_h))
+        if self.input_size is None:
+            raise ValueError("map_to_image needs the letterbox's input_size (it has padding)")
+        net_h, net_w = self.input_size
+        full = cv2.resize(values, (net_w, net_h))
+        x0, y0 = round(self.offset_x), round(self.offset_y)
+        x1 = x0 + max(1, round(img_w * self.scale_x))
+        y1 = y0 + max(1, round(img_h * self.scale_y))
+        return cv2.resize(full[y0:y1, x0:x1], (img_w, img_h))
 
 
 class Detector:
@@ -164,6 +198,20 @@ class Detector:
         """E.g. ``"13×13 · stride 32"``."""
         return self.heads[scale].label
 
+    def check_scales(self, scales: Sequence[int] | None, option: str = "scales") -> None:
+        """Raise a one-line :class:`YolocamError` if a scale is not one of the heads.
+
+        Args:
+            scales: head indices, or None (all).
+            option: how the user gave them, for the message (e.g. ``"--scales"``).
+        """
+        bad = [s for s in scales or () if not 0 <= s < len(self.heads)]
+        if bad:
+            raise YolocamError(
+                f"{option}: this model has scales 0..{len(self.heads) - 1} "
+                f"({', '.join(h.label for h in self.heads)}); got {', '.join(map(str, bad))}"
+            )
+
     def describe(self, detection: Detection) -> str:
         """E.g. ``"dog 0.87 · 13×13"``."""
         grid = self.heads[detection.scale].grid
@@ -200,11 +248,15 @@ class Detector:
         net_h, net_w = self.input_size
         img_h, img_w = image_size
         if not self.letterbox:
-            return Letterbox((img_h, img_w), net_w / img_w, net_h / img_h, 0.0, 0.0)
+            return Letterbox(
+                (img_h, img_w), net_w / img_w, net_h / img_h, 0.0, 0.0, self.input_size
+            )
         scale = min(net_w / img_w, net_h / img_h)
         new_w, new_h = max(1, round(img_w * scale)), max(1, round(img_h * scale))
         off_x, off_y = (net_w - new_w) // 2, (net_h - new_h) // 2
-        return Letterbox((img_h, img_w), new_w / img_w, new_h / img_h, off_x, off_y)
+        return Letterbox(
+            (img_h, img_w), new_w / img_w, new_h / img_h, off_x, off_y, self.input_size
+        )
 
     # -- forward and decode ----------------------------------------------------------
 

@@ -19,6 +19,10 @@ class ImageError(YolocamError):
     """A file or byte string that is not a usable image."""
 
 
+class OutputError(YolocamError):
+    """An output folder that cannot be used (a file, under a file, not writable)."""
+
+
 class ModelNotFoundError(YolocamError):
     """A named model, or the package that ships its files, is not available."""
 
@@ -33,3 +37,15 @@ class UnsafeModelError(ModelFileError):
     Refused unless the caller trusts the file explicitly (``trust_model_code=True``,
     the CLI's ``--trust-model-code``; never possible from the web app).
     """
+
+
+def for_option(error: Exception, option: str, subject: str = "target") -> YolocamError:
+    """``error`` said about the command-line option that caused it.
+
+    A message that starts with ``subject`` (``"target 'box:1': use …"``) starts with
+    ``option`` instead (``"--target 'box:1': use …"``); any other gets ``"<option>: "``.
+    """
+    text = str(error)
+    if text.startswith(subject + " "):
+        return YolocamError(option + text[len(subject) :])
+    return YolocamError(f"{option}: {text}")

@@ -1,32 +1,30 @@
-"""Faithfulness of the maps, per detection, method and scale, and ``yolocam evaluate``.
+"""Faithfulness of the maps: one image's scorer, per detection, method and scale.
 
-For one image: one forward pass, the detections, then per method one
-:meth:`Explainer.explain_many` (all detections, all scales), and per map the metrics of
-:mod:`yolocam_core.metrics`: pointing game, energy-based pointing game, deletion and
-insertion AUC, each read against a random map of the same grid, and the
+:class:`ImageScorer` scores maps of one image against its detections' boxes: pointing
+game, energy-based pointing game, deletion and insertion AUC (:mod:`yolocam_core.metrics`).
+``yolocam evaluate`` and ``yolocam batch --metrics`` both use it. :func:`evaluate_image`
+adds what ``yolocam evaluate`` reports beside it: for one image, one forward pass, the
+detections, then per method one :meth:`Explainer.explain_many` (all detections, all
+scales), every map scored, each read against a random map of the same grid, and the
 model-randomisation Spearman ρ. Identical maps (EigenCAM's, which do not depend on the
 target; the random maps, shared by all detections) are perturbed once for all the
 detections that share them.
 
 Example:
     >>> result = evaluate_image(Explainer(load_detector()), "bus.jpg", methods=["gradcam"])
-    >>> print(format_summary(summarize(result.rows)))
+    >>> summarize(result.rows)[0]["deletion_auc"]
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import json
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from yolocam_core.errors import YolocamError
 from yolocam_core.metrics import (
     DEFAULT_STEPS,
     Curves,
@@ -38,9 +36,9 @@ from yolocam_core.metrics import (
     rank_correlation,
 )
 
-if TYPE_CHECKING:  # TensorFlow is imported lazily: `yolocam --help` stays fast
-    from yolocam_core.detector import Detection
-    from yolocam_core.explainer import Explainer, Forward
+if TYPE_CHECKING:  # TensorFlow is imported lazily
+    from yolocam_core.detector import Detection, Detector
+    from yolocam_core.explainer import Explainer, Explanation, Forward
 
 #: Seeds of the random maps (their curves are averaged).
 DEFAULT_SEEDS = (0, 1, 2)
@@ -125,8 +123,160 @@ class ImageEvaluation:
     forward_passes: int = 0
 
 
+@dataclass(frozen=True)
+class ScoringSettings:
+    """How maps are scored by deletion and insertion.
+
+    Attributes:
+        steps: deletion/insertion steps (equal pixel fractions; 2·(steps−1) forward
+            passes per map).
+        fill: what removed pixels become, ``"grey"`` or ``"blur"`` (see
+            :class:`~yolocam_core.metrics.PerturbationCurves`).
+        seeds: seeds of the random baseline maps (their curves are averaged); the
+            first one's map also breaks ties between equal pixels of a map.
+        batch_size: images per forward pass.
+    """
+
+    steps: int = DEFAULT_STEPS
+    fill: str = "grey"
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class MapScores:
+    """The faithfulness of one map read against one detection.
+
+    Attributes:
+        pointing_game: the map's peak is inside the detection's box.
+        energy_pointing_game: share of the map's mass inside the box.
+        deletion_auc: area under the deletion curve of the detection's score (lower =
+            more faithful).
+        insertion_auc: the same for insertion (higher = more faithful).
+    """
+
+    pointing_game: bool
+    energy_pointing_game: float
+    deletion_auc: float
+    insertion_auc: float
+
+
 def _map_key(heatmap: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(heatmap).tobytes(), digest_size=16).digest()
+
+
+class ImageScorer:
+    """Scores maps of one image against its detections' boxes; the one scorer of
+    ``yolocam evaluate`` and ``yolocam batch --metrics``.
+
+    Deletion/insertion remove (or restore) pixels in the order of the image-resolution
+    heatmap, ties (ReLU zeros) broken by the ``settings.seeds[0]`` random map of the
+    scale's grid, so that flat regions go in random blocks, like the baseline's.
+    Identical maps at a scale (EigenCAM's, a class map shared by several boxes) are
+    perturbed once. Maps are (H, W) heatmaps in [0, 1] (:attr:`ScaleMap.heatmap`): the
+    ordering, and so deletion/insertion and the pointing game, does not depend on their
+    normalisation; the energy share does.
+
+    Args:
+        detector: the model whose scores are perturbed.
+        fwd: the image's forward pass (its image and letterbox).
+        detections: the D detections maps are read against (row d of every curve).
+        settings: steps, fill, seeds and batch size.
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        fwd: Forward,
+        detections: Sequence[Detection],
+        settings: ScoringSettings = ScoringSettings(),
+    ):
+        self.detector = detector
+        self.fwd = fwd
+        self.detections = tuple(detections)
+        self.settings = settings
+        self._perturb: PerturbationCurves | None = None
+        self._ties: dict[int, np.ndarray] = {}
+        self._curves: dict[tuple[int, bytes], Curves] = {}
+
+    @property
+    def perturbation(self) -> PerturbationCurves:
+        """The image's perturbations (built at first use: two forward passes)."""
+        if self._perturb is None:
+            s = self.settings
+            self._perturb = PerturbationCurves(
+                self.detector, self.fwd.image, self.detections, s.steps, s.fill, s.batch_size
+            )
+        return self._perturb
+
+    @property
+    def forward_passes(self) -> int:
+        """Forward passes spent so far."""
+        return 0 if self._perturb is None else self._perturb.forward_passes
+
+    def _grid(self, scale: int) -> tuple[int, int]:
+        return self.detector.heads[scale].grid
+
+    def _tie_break(self, scale: int) -> np.ndarray:
+        if scale not in self._ties:
+            self._ties[scale] = random_heatmap(
+                self.fwd.image.shape[:2],
+                self.settings.seeds[0],
+                self._grid(scale),
+                self.fwd.letterbox.map_to_image,
+            )
+        return self._ties[scale]
+
+    def curves(self, scale: int, heatmap: np.ndarray) -> Curves:
+        """Deletion and insertion curves of every detection under one map of ``scale``
+        (D rows), computed once per distinct map."""
+        key = (scale, _map_key(heatmap))
+        if key not in self._curves:
+            self._curves[key] = self.perturbation.curves(heatmap, self._tie_break(scale))
+        return self._curves[key]
+
+    def own_curves(self, scale: int, heatmaps: Sequence[np.ndarray]) -> Curves:
+        """Row d: detection d's score under ``heatmaps[d]`` (its own map)."""
+        rows = [self.curves(scale, h) for h in heatmaps]
+        return Curves(
+            self.perturbation.fractions.copy(),
+            np.array([c.deletion[d] for d, c in enumerate(rows)]),
+            np.array([c.insertion[d] for d, c in enumerate(rows)]),
+        )
+
+    def score(self, scale: int, heatmap: np.ndarray, detection: int) -> MapScores:
+        """One map of ``scale`` read against detection ``detection`` (an index)."""
+        box = self.detections[detection].box_xyxy
+        curves = self.curves(scale, heatmap)
+        return MapScores(
+            pointing_game=bool(pointing_game(heatmap, box)),
+            energy_pointing_game=float(energy_pointing_game(heatmap, box)),
+            deletion_auc=float(curves.deletion_auc[detection]),
+            insertion_auc=float(curves.insertion_auc[detection]),
+        )
+
+    def random_curves(self, scales: Sequence[int]) -> dict[int, Curves]:
+        """Per scale, the curves of U(0, 1) maps on the scale's grid placed on the image
+        as the CAM maps are (one per seed, averaged): the baseline."""
+        return {
+            s: random_baseline(
+                self.perturbation,
+                self.settings.seeds,
+                self._grid(s),
+                self.fwd.letterbox.map_to_image,
+            )
+            for s in scales
+        }
+
+
+def _forward(explainer: Explainer, image: np.ndarray | str | bytes | Forward) -> Forward:
+    from yolocam_core.explainer import Forward
+
+    return image if isinstance(image, Forward) else explainer.forward(image)
+
+
+def _scales(explainer: Explainer, scales: Sequence[int] | None) -> list[int]:
+    return list(range(len(explainer.detector.heads))) if scales is None else list(scales)
 
 
 def evaluate_image(
@@ -135,153 +285,139 @@ def evaluate_image(
     methods: Sequence[str] = ("gradcam",),
     scales: Sequence[int] | None = None,
     detections: Sequence[Detection] | None = None,
+    *,
     name: str = "",
-    score_threshold: float = 0.25,
-    iou_threshold: float = 0.45,
-    steps: int = DEFAULT_STEPS,
-    fill: str = "grey",
-    seeds: Sequence[int] = DEFAULT_SEEDS,
-    batch_size: int = 16,
+    settings: ScoringSettings = ScoringSettings(),
     layer: str | Mapping[int, str] | None = None,
     random_explainer: Explainer | None = None,
     baseline: Mapping[int, Curves] | None = None,
 ) -> ImageEvaluation:
     """All metrics for every detection of one image, every method and scale.
 
-    Maps are per-map min–max normalised heatmaps at image resolution (the ordering,
-    and so deletion/insertion and the pointing game, does not depend on the
-    normalisation; the energy share does). Pixel ties in a map (ReLU zeros) are broken
-    by the seed-``seeds[0]`` random map of the same grid, so flat regions are removed
-    in random blocks, like the baseline's.
+    Each detection's map (per-map min–max normalised heatmap at image resolution) is
+    scored against its own box by :class:`ImageScorer`.
 
     Args:
         explainer: the trained model's explainer.
         image: (H, W, 3) uint8 RGB, a path or bytes, or a :class:`Forward`.
         methods: CAM method names.
         scales: head indices; None = all.
-        detections: the detections to evaluate; None = detect with the thresholds.
+        detections: the detections to evaluate; None = detect at the default
+            thresholds (score 0.25, IoU 0.45).
         name: shown in the rows (default: the path, or ``"image"``).
-        score_threshold, iou_threshold: detection thresholds (when detecting).
-        steps: deletion/insertion steps (pixel fractions).
-        fill: ``"grey"`` or ``"blur"`` (see :class:`PerturbationCurves`).
-        seeds: seeds of the random baseline maps (averaged).
-        batch_size: images per forward pass of the perturbation curves.
+        settings: deletion/insertion steps, fill, random-map seeds, batch size.
         layer: another layer per scale (see :meth:`Explainer.explain_many`).
         random_explainer: from :func:`yolocam_core.metrics.randomised_explainer`; None
             skips the sanity check (``sanity_spearman`` None).
         baseline: random-map curves per scale from an earlier call with the same
-            detections, steps, fill and seeds (``ImageEvaluation.random``), so that
-            evaluating more methods later does not recompute them.
+            detections and settings (``ImageEvaluation.random``), so that evaluating
+            more methods later does not recompute them.
 
     Returns:
         An :class:`ImageEvaluation` (no rows when there is no detection).
     """
-    from yolocam_core.explainer import Forward
-    from yolocam_core.targets import DetectionTarget
-
-    if not name:
-        name = image if isinstance(image, str) else "image"
     if not methods:
         raise ValueError("methods is empty")
-    fwd = image if isinstance(image, Forward) else explainer.forward(image)
-    if detections is None:
-        detections = explainer.detect(fwd, score_threshold, iou_threshold)
-    detections = tuple(detections)
-    scales = list(range(len(explainer.detector.heads))) if scales is None else list(scales)
+    name = name or (image if isinstance(image, str) else "image")
+    fwd = _forward(explainer, image)
+    detections = tuple(explainer.detect(fwd) if detections is None else detections)
+    scales = _scales(explainer, scales)
     size = fwd.image.shape[:2]
     if not detections:
         return ImageEvaluation(name, size, (), ())
-    detector = explainer.detector
-    perturb = PerturbationCurves(detector, fwd.image, detections, steps, fill, batch_size)
-    shape = fwd.image.shape[:2]
-
-    if baseline is None:
-        baseline = {}
-    else:
-        for s, curves_s in baseline.items():
-            if curves_s.deletion.shape != (len(detections), steps + 1):
-                raise ValueError(
-                    f"baseline[{s}] has curves of shape {curves_s.deletion.shape}; expected "
-                    f"{(len(detections), steps + 1)} (same detections and steps)"
-                )
-    missing = [s for s in scales if s not in baseline]
-    random = {s: baseline[s] for s in scales if s in baseline}
-    random.update(_random_curves(explainer, fwd, perturb, missing, seeds))
-    ties = {
-        s: random_heatmap(shape, seeds[0], detector.heads[s].grid, _upsampler(explainer, fwd))
-        for s in scales
-    }
-
-    targets = [DetectionTarget(d) for d in detections]
+    scorer = ImageScorer(explainer.detector, fwd, detections, settings)
+    random = _baseline(scorer, scales, baseline)
     rows: list[MetricRow] = []
     curves: dict[tuple[str, int], Curves] = {}
     for method in methods:
-        explained = explainer.explain_many(
-            fwd, targets, method, scales, layer=layer, norm="per-map"
+        method_rows, method_curves = _evaluate_method(
+            explainer, scorer, method, scales, name, layer, random, random_explainer
         )
-        sanity = None
-        if random_explainer is not None:
-            randomised = random_explainer.explain_many(
-                fwd.image, targets, method, scales, layer=layer
-            )
-            sanity = [
-                [
-                    rank_correlation(a.grid_map, b.grid_map)
-                    for a, b in zip(t.maps, r.maps, strict=True)
-                ]
-                for t, r in zip(explained, randomised, strict=True)
-            ]
-        for j, s in enumerate(scales):
-            cache: dict[bytes, Curves] = {}
-            dele, ins = [], []
-            for d, explanation in enumerate(explained):
-                heatmap = explanation.maps[j].heatmap
-                key = _map_key(heatmap)
-                if key not in cache:
-                    cache[key] = perturb.curves(heatmap, ties[s])
-                dele.append(cache[key].deletion[d])
-                ins.append(cache[key].insertion[d])
-            curves[(method, s)] = Curves(perturb.fractions.copy(), np.array(dele), np.array(ins))
-            own = curves[(method, s)]
-            for d, (det, explanation) in enumerate(zip(detections, explained, strict=True)):
-                heatmap = explanation.maps[j].heatmap
-                rows.append(
-                    MetricRow(
-                        image=name,
-                        detection=d,
-                        class_name=det.class_name,
-                        score=det.score,
-                        detection_scale=det.scale,
-                        method=method,
-                        scale=s,
-                        scale_label=detector.heads[s].label,
-                        pointing_game=pointing_game(heatmap, det.box_xyxy),
-                        energy_pointing_game=energy_pointing_game(heatmap, det.box_xyxy),
-                        deletion_auc=float(own.deletion_auc[d]),
-                        insertion_auc=float(own.insertion_auc[d]),
-                        random_deletion_auc=float(random[s].deletion_auc[d]),
-                        random_insertion_auc=float(random[s].insertion_auc[d]),
-                        sanity_spearman=None if sanity is None else float(sanity[d][j]),
-                    )
-                )
+        rows.extend(method_rows)
+        curves.update(method_curves)
     return ImageEvaluation(
-        name, size, detections, tuple(rows), curves, random, perturb.forward_passes
+        name, size, detections, tuple(rows), curves, random, scorer.forward_passes
     )
 
 
-def _upsampler(explainer: Explainer, fwd: Forward):
-    def upsample(grid: np.ndarray) -> np.ndarray:
-        return explainer.to_image(grid, fwd.letterbox)
+def _baseline(
+    scorer: ImageScorer, scales: Sequence[int], baseline: Mapping[int, Curves] | None
+) -> dict[int, Curves]:
+    """The random-map curves of ``scales``: those given, the others computed."""
+    baseline = dict(baseline or {})
+    expected = (len(scorer.detections), scorer.settings.steps + 1)
+    for s, curves_s in baseline.items():
+        if curves_s.deletion.shape != expected:
+            raise ValueError(
+                f"baseline[{s}] has curves of shape {curves_s.deletion.shape}; expected "
+                f"{expected} (same detections and steps)"
+            )
+    random = {s: baseline[s] for s in scales if s in baseline}
+    random.update(scorer.random_curves([s for s in scales if s not in baseline]))
+    return random
 
-    return upsample
+
+def _evaluate_method(
+    explainer: Explainer,
+    scorer: ImageScorer,
+    method: str,
+    scales: Sequence[int],
+    name: str,
+    layer: str | Mapping[int, str] | None,
+    random: Mapping[int, Curves],
+    random_explainer: Explainer | None,
+) -> tuple[list[MetricRow], dict[tuple[str, int], Curves]]:
+    """The rows and own-map curves of one method: every detection × scale."""
+    from yolocam_core.targets import DetectionTarget
+
+    targets = [DetectionTarget(d) for d in scorer.detections]
+    explained = explainer.explain_many(
+        scorer.fwd, targets, method, scales, layer=layer, norm="per-map"
+    )
+    sanity = _sanity(random_explainer, scorer.fwd, targets, method, scales, layer, explained)
+    rows: list[MetricRow] = []
+    curves: dict[tuple[str, int], Curves] = {}
+    for j, s in enumerate(scales):
+        heatmaps = [e.maps[j].heatmap for e in explained]
+        curves[(method, s)] = scorer.own_curves(s, heatmaps)
+        for d, (det, heatmap) in enumerate(zip(scorer.detections, heatmaps, strict=True)):
+            scores = scorer.score(s, heatmap, d)
+            rows.append(
+                MetricRow(
+                    image=name,
+                    detection=d,
+                    class_name=det.class_name,
+                    score=det.score,
+                    detection_scale=det.scale,
+                    method=method,
+                    scale=s,
+                    scale_label=explainer.detector.heads[s].label,
+                    **asdict(scores),
+                    random_deletion_auc=float(random[s].deletion_auc[d]),
+                    random_insertion_auc=float(random[s].insertion_auc[d]),
+                    sanity_spearman=None if sanity is None else float(sanity[d][j]),
+                )
+            )
+    return rows, curves
 
 
-def _random_curves(explainer, fwd, perturb, scales, seeds) -> dict[int, Curves]:
-    upsample = _upsampler(explainer, fwd)
-    return {
-        s: random_baseline(perturb, seeds, explainer.detector.heads[s].grid, upsample)
-        for s in scales
-    }
+def _sanity(
+    random_explainer: Explainer | None,
+    fwd: Forward,
+    targets,
+    method: str,
+    scales: Sequence[int],
+    layer,
+    explained: Sequence[Explanation],
+) -> list[list[float]] | None:
+    """Per detection and scale, Spearman ρ of the map with the randomised model's."""
+    if random_explainer is None:
+        return None
+    randomised = random_explainer.explain_many(fwd.image, targets, method, scales, layer=layer)
+    return [
+        [rank_correlation(a.grid_map, b.grid_map) for a, b in zip(t.maps, r.maps, strict=True)]
+        for t, r in zip(explained, randomised, strict=True)
+    ]
 
 
 def baseline_curves(
@@ -289,28 +425,22 @@ def baseline_curves(
     image: np.ndarray | str | bytes | Forward,
     detections: Sequence[Detection],
     scales: Sequence[int] | None = None,
-    steps: int = DEFAULT_STEPS,
-    fill: str = "grey",
-    seeds: Sequence[int] = DEFAULT_SEEDS,
-    batch_size: int = 16,
+    settings: ScoringSettings = ScoringSettings(),
 ) -> dict[int, Curves]:
     """The random-map curves :func:`evaluate_image` reads every map against.
 
     Per scale, a U(0, 1) map on the scale's grid, placed on the image as the CAM maps
-    are (:meth:`Explainer.to_image`), one per seed; the curves are averaged over seeds.
+    are (:meth:`Letterbox.map_to_image`), one per seed; the curves are averaged over seeds.
 
     Returns:
         {scale: :class:`Curves`} with one row per detection (pass it back as
         ``evaluate_image(..., baseline=)``).
     """
-    from yolocam_core.explainer import Forward
-
-    fwd = image if isinstance(image, Forward) else explainer.forward(image)
-    scales = list(range(len(explainer.detector.heads))) if scales is None else list(scales)
     if not detections:
         return {}
-    perturb = PerturbationCurves(explainer.detector, fwd.image, detections, steps, fill, batch_size)
-    return _random_curves(explainer, fwd, perturb, scales, seeds)
+    fwd = _forward(explainer, image)
+    scorer = ImageScorer(explainer.detector, fwd, detections, settings)
+    return scorer.random_curves(_scales(explainer, scales))
 
 
 # -- summary ---------------------------------------------------------------------------------
@@ -368,36 +498,6 @@ def summarize(rows: Sequence[MetricRow]) -> list[dict]:
     return out
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def format_summary(summary: Sequence[dict]) -> str:
-    """A readable table of :func:`summarize`'s rows."""
-    if not summary:
-        return "no detections to evaluate"
-    header = (
-        f"{'method':<10} {'scale':<18} {'n':>3}  {'PG':>5} {'EPG':>5}  "
-        f"{'del':>5} {'del·rnd':>7}  {'ins':>5} {'ins·rnd':>7}  {'sanity ρ':>8}"
-    )
-    lines = [header, "-" * len(header)]
-    for item in summary:
-        lines.append(
-            f"{item['method']:<10} {item['scale_label']:<18} {item['detections']:>3}  "
-            f"{_fmt(item['pointing_game'], 2):>5} {_fmt(item['energy_pointing_game'], 2):>5}  "
-            f"{_fmt(item['deletion_auc']):>5} {_fmt(item['random_deletion_auc']):>7}  "
-            f"{_fmt(item['insertion_auc']):>5} {_fmt(item['random_insertion_auc']):>7}  "
-            f"{_fmt(item['sanity_spearman'], 2):>8}"
-        )
-    lines.append(
-        "PG: pointing game hit rate; EPG: share of the map's mass in the box; del / ins: "
-        "deletion (lower is better) / insertion (higher is better) AUC of the detection's "
-        "score, rnd: a random map of the same grid; sanity ρ: Spearman with the "
-        "randomised model's map (near 0 passes)."
-    )
-    return "\n".join(lines)
-
-
 def reading(summary: Sequence[dict], scale: int | str = OWN) -> str:
     """One sentence on the summary at one scale, generated from the numbers.
 
@@ -451,198 +551,3 @@ def reading(summary: Sequence[dict], scale: int | str = OWN) -> str:
             f"{best_ins['random_insertion_auc']:.2f})"
         )
     return f"{where[0].upper()}{where[1:]}, {parts[0]}; {parts[1]}."
-
-
-def format_rows(evaluation: ImageEvaluation) -> str:
-    """Per-detection table of one image."""
-    lines = [f"{evaluation.image}: {len(evaluation.detections)} detection(s)"]
-    for row in evaluation.rows:
-        lines.append(
-            f"  #{row.detection:<2} {row.class_name:<12} {row.score:.2f}  {row.method:<10} "
-            f"{row.scale_label:<18}{'*' if row.own_scale else ' '} "
-            f"PG {'hit ' if row.pointing_game else 'miss'}  EPG {row.energy_pointing_game:.2f}  "
-            f"del {row.deletion_auc:.3f} (rnd {row.random_deletion_auc:.3f})  "
-            f"ins {row.insertion_auc:.3f} (rnd {row.random_insertion_auc:.3f})  "
-            f"ρ {_fmt(row.sanity_spearman, 2)}"
-        )
-    return "\n".join(lines)
-
-
-# -- the command -------------------------------------------------------------------------------
-
-
-def parse_methods(text: str) -> list[str]:
-    """``all`` or comma-separated method names -> names; YolocamError if unknown."""
-    from yolocam_core.cams import method_names
-
-    names = method_names()
-    if text.strip() == "all":
-        return names
-    chosen = [m.strip() for m in text.split(",") if m.strip()]
-    bad = [m for m in chosen if m not in names]
-    if bad or not chosen:
-        raise YolocamError(
-            f"--methods {text!r}: unknown method {', '.join(bad) or '(none)'}; "
-            f"use 'all' or some of {', '.join(names)}"
-        )
-    return list(dict.fromkeys(chosen))
-
-
-def add_evaluate_parser(sub) -> argparse.ArgumentParser:
-    """Add ``yolocam evaluate`` to the subparsers of :func:`yolocam_core.cli.build_parser`."""
-    from yolocam_core.cli import _add_model_options, _probability
-
-    evaluate = sub.add_parser(
-        "evaluate",
-        help="faithfulness metrics of the maps of every detection",
-        description="For every detection, method and scale: pointing game, energy-based "
-        "pointing game, deletion and insertion AUC (against a random map of the same grid) "
-        "and the model-randomisation Spearman ρ; then a summary table per method × scale.",
-    )
-    evaluate.add_argument("images", nargs="+", metavar="IMAGE")
-    _add_model_options(evaluate)
-    evaluate.add_argument(
-        "--methods", default="all", help="'all' or comma-separated names (default all)"
-    )
-    evaluate.add_argument(
-        "--scales", default="all", help="'all' or comma-separated head indices, e.g. 0,1"
-    )
-    evaluate.add_argument(
-        "--steps",
-        type=_whole(1, 1000),
-        default=DEFAULT_STEPS,
-        help=f"deletion/insertion steps (default {DEFAULT_STEPS})",
-    )
-    evaluate.add_argument(
-        "--fill",
-        default="grey",
-        choices=("grey", "blur"),
-        help="what removed pixels become (default grey 128)",
-    )
-    evaluate.add_argument(
-        "--seeds",
-        type=_whole(1, 100),
-        default=len(DEFAULT_SEEDS),
-        help=f"random maps averaged for the baseline (default {len(DEFAULT_SEEDS)})",
-    )
-    evaluate.add_argument(
-        "--min-score",
-        type=_probability,
-        default=None,
-        help="evaluate only detections at or above this score (default: all detected)",
-    )
-    evaluate.add_argument(
-        "--no-sanity", action="store_true", help="skip the model-randomisation check"
-    )
-    evaluate.add_argument(
-        "--details", action="store_true", help="also print the per-detection rows"
-    )
-    evaluate.add_argument(
-        "--json", action="store_true", help="print per-detection rows and the summary as JSON"
-    )
-    return evaluate
-
-
-def _whole(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}")
-        return value
-
-    return parse
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    """``yolocam evaluate``: metrics per detection, method and scale; summary table."""
-    from yolocam_core.cli import EXIT_FAILED, EXIT_OK, _error, detector_from_args, parse_scales
-    from yolocam_core.explainer import Explainer
-    from yolocam_core.images import load_image
-    from yolocam_core.metrics import randomised_explainer
-
-    methods = parse_methods(args.methods)
-    detector = detector_from_args(args)
-    scales = parse_scales(args.scales, len(detector.heads))
-    explainer = Explainer(detector)
-    random_explainer = None if args.no_sanity else randomised_explainer(explainer)
-    progress = sys.stderr.isatty() and not args.json
-    failed = 0
-    evaluations: list[ImageEvaluation] = []
-    for path in args.images:
-        try:
-            image = load_image(path)
-        except YolocamError as exc:  # reported per file; the run goes on
-            _error(str(exc))
-            failed += 1
-            continue
-        if progress:
-            print(f"evaluating {path} …", file=sys.stderr, flush=True)
-        fwd = explainer.forward(image)
-        detections = explainer.detect(fwd, args.score, args.iou)
-        if args.min_score is not None:
-            detections = [d for d in detections if d.score >= args.min_score]
-        evaluations.append(
-            evaluate_image(
-                explainer,
-                fwd,
-                methods,
-                scales,
-                detections,
-                name=path,
-                steps=args.steps,
-                fill=args.fill,
-                seeds=tuple(range(args.seeds)),
-                random_explainer=random_explainer,
-            )
-        )
-    rows = [row for e in evaluations for row in e.rows]
-    summary = summarize(rows)
-    if args.json:
-        report = {
-            "settings": {
-                "model": args.model,
-                "score": args.score,
-                "iou": args.iou,
-                "min_score": args.min_score,
-                "methods": methods,
-                "scales": scales if scales is not None else list(range(len(detector.heads))),
-                "steps": args.steps,
-                "fill": args.fill,
-                "seeds": args.seeds,
-                "sanity": random_explainer is not None,
-            },
-            "images": [
-                {
-                    "image": e.image,
-                    "width": e.size[1],
-                    "height": e.size[0],
-                    "detections": [d.to_dict() for d in e.detections],
-                }
-                for e in evaluations
-            ],
-            "rows": [row.to_dict() for row in rows],
-            "summary": summary,
-        }
-        print(json.dumps(report, indent=2, ensure_ascii=False))
-    elif evaluations:
-        blocks = []
-        for e in evaluations:
-            if not e.detections:
-                blocks.append(f"{e.image}: no detection at this --score; nothing to evaluate")
-            elif args.details:
-                blocks.append(format_rows(e))
-        if rows:
-            count = sum(len(e.detections) for e in evaluations)
-            title = (
-                f"Summary over {count} detection(s) in {len(evaluations)} image(s), means "
-                f"per method × scale ({args.steps} steps, fill {args.fill}, "
-                f"{args.seeds} random map(s)):"
-            )
-            scales_seen = list(dict.fromkeys(r.scale for r in rows))
-            readings = [reading(summary, s) for s in [*scales_seen, OWN]]
-            blocks.append("\n".join([title, format_summary(summary), *readings]))
-        print("\n\n".join(blocks))
-    return EXIT_FAILED if failed else EXIT_OK

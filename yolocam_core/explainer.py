@@ -21,7 +21,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
@@ -496,19 +495,9 @@ class Explainer:
         )
 
     def to_image(self, grid_map: np.ndarray, letterbox: Letterbox) -> np.ndarray:
-        """(h, w) map over the network input -> (H, W) over the image (bilinear)."""
-        net_h, net_w = self.detector.input_size
-        img_h, img_w = letterbox.image_size
-        if letterbox.offset_x == 0 and letterbox.offset_y == 0:
-            if np.isclose(letterbox.scale_x, net_w / img_w) and np.isclose(
-                letterbox.scale_y, net_h / img_h
-            ):
-                return cv2.resize(grid_map.astype(np.float32), (img_w, img_h))
-        full = cv2.resize(grid_map.astype(np.float32), (net_w, net_h))
-        x0, y0 = round(letterbox.offset_x), round(letterbox.offset_y)
-        x1 = x0 + max(1, round(img_w * letterbox.scale_x))
-        y1 = y0 + max(1, round(img_h * letterbox.scale_y))
-        return cv2.resize(full[y0:y1, x0:x1], (img_w, img_h))
+        """(h, w) map over the network input -> (H, W) over the image (bilinear);
+        see :meth:`Letterbox.map_to_image`."""
+        return letterbox.map_to_image(grid_map)
 
     def _layers_by_scale(self, scales, layer) -> dict[int, str]:
         for s in scales:

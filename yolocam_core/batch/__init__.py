@@ -3,8 +3,8 @@
 Modules: :mod:`~yolocam_core.batch.settings` (what to compute, the summary's
 columns), :mod:`~yolocam_core.batch.folders` (input listing, output layout, markers),
 :mod:`~yolocam_core.batch.image` (one image), :mod:`~yolocam_core.batch.engines`
-(local pool, Ray Data), :mod:`~yolocam_core.batch.runner` (:func:`run_batch`, the
-summary) and :mod:`~yolocam_core.batch.command` (``yolocam batch``).
+(local pool, Ray Data) and :mod:`~yolocam_core.batch.runner` (:func:`run_batch`, the
+summary). The ``yolocam batch`` command is :mod:`yolocam_core.cli.batch`.
 
 Layout of an output folder::
 
@@ -12,7 +12,8 @@ Layout of an output folder::
       summary.csv, summary.parquet     one row per image × detection × method × scale
       images/<name>-<hash>/            one folder per input image
         detections.json                the image's size and detections
-        <target>_<method>_s<scale>_<h>x<w>.png / .npy   overlay and raw grid map
+        <target>_<method>_scale<k>_<h>x<w>.png / .npy   overlay and raw grid map
+        <target>_<method>.json         what the maps explain (yolocam_core.outputs)
         <target>_<method>_sheet.png    all scales side by side (``sheet=True`` only)
         done.json                      written LAST, by atomic rename: the image is
                                        complete iff this marker exists (and matches)
@@ -46,7 +47,7 @@ Example:
 
 from __future__ import annotations
 
-from yolocam_core.batch.command import add_batch_parser, run
+from yolocam_core.batch.engines import load_explainer
 from yolocam_core.batch.folders import image_dir, list_images, read_marker
 from yolocam_core.batch.image import error_row, process_image, resolve_targets
 from yolocam_core.batch.runner import run_batch, summary_frame, write_summary
@@ -76,14 +77,13 @@ __all__ = [
     "BatchReport",
     "BatchSettings",
     "ImageItem",
-    "add_batch_parser",
     "error_row",
     "image_dir",
     "list_images",
+    "load_explainer",
     "process_image",
     "read_marker",
     "resolve_targets",
-    "run",
     "run_batch",
     "summary_frame",
     "write_summary",

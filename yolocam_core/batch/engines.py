@@ -4,38 +4,35 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from yolocam_core.batch.image import error_row, process_image
-from yolocam_core.batch.settings import RAY_LOG, BatchSettings, ImageItem
+from yolocam_core.batch.image import fail_image, process_image
+from yolocam_core.batch.settings import RAY_LOG, BatchSettings, ImageItem, source_stat
 from yolocam_core.errors import YolocamError
+from yolocam_core.runtime import available_cpus, start_tensorflow
+
+_LOADED: dict[str, Any] = {}
+_LOADED_LOCK = threading.Lock()
 
 
-def load_detector_for(settings: BatchSettings):
-    from yolocam_core.models import load_detector
+def load_explainer(settings: BatchSettings):
+    """The explainer of ``settings.model``, loaded with :meth:`ModelSpec.load`: the one
+    way this process, the local pool's processes and the Ray actors get their model.
 
-    return load_detector(settings.model, **dict(settings.model_options))
-
-
-def _load_explainer(settings: BatchSettings):
+    The last one is kept per process (keyed by the spec and its files' size and
+    modification time), so that runs one after another in one process load it once.
+    """
     from yolocam_core.explainer import Explainer
 
-    return Explainer(load_detector_for(settings))
-
-
-def _limit_tf_threads(threads: int) -> None:
-    """Cap TensorFlow's thread pools (read when TF starts; call before importing it)."""
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(max(1, threads))
-    os.environ["TF_NUM_INTEROP_THREADS"] = str(max(1, min(2, threads)))
-
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    key = (settings.model, tuple(str(source_stat(p)) for p in settings.model_files()))
+    with _LOADED_LOCK:
+        if _LOADED.get("key") != key:
+            _LOADED.clear()
+            _LOADED.update(key=key, explainer=Explainer(settings.model.load()))
+        return _LOADED["explainer"]
 
 
 _WORKER: dict[str, Any] = {}
@@ -46,11 +43,8 @@ def _pool_init(settings: BatchSettings, threads: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _limit_tf_threads(threads)
-    from yolocam_core.cli import _quiet_tensorflow
-
-    _quiet_tensorflow()
-    _WORKER["explainer"] = _load_explainer(settings)
+    start_tensorflow(threads=threads)
+    _WORKER["explainer"] = load_explainer(settings)
 
 
 def _pool_task(item: ImageItem, out_dir: str, settings: BatchSettings) -> dict:
@@ -74,7 +68,7 @@ def run_local(
     from concurrent.futures.process import BrokenProcessPool
 
     workers = min(workers, len(pending))
-    threads = max(1, _available_cpus() // workers)
+    threads = max(1, available_cpus() // workers)
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
@@ -88,12 +82,8 @@ def run_local(
             try:
                 result = future.result()
             except BrokenProcessPool:
-                message = f"{item.rel}: not processed: a worker process died (out of memory?)"
-                result = {
-                    "status": "error",
-                    "error": message,
-                    "rows": [error_row(item.rel, message)],
-                }
+                problem = "not processed: a worker process died (out of memory?)"
+                result = fail_image(item, out_dir, settings, problem)
             on_result(item, result)
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)  # let running images finish
@@ -110,12 +100,11 @@ class RayExplainActor:
     """
 
     def __init__(self, root: str, out_dir: str, settings: BatchSettings, threads: int = 1):
-        _limit_tf_threads(threads)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        start_tensorflow(threads=threads)
         self.root = root
         self.out_dir = out_dir
         self.settings = settings
-        self.explainer = _load_explainer(settings)
+        self.explainer = load_explainer(settings)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np

@@ -15,6 +15,7 @@ from yolocam_core.batch.settings import (
     ImageItem,
 )
 from yolocam_core.errors import YolocamError
+from yolocam_core.files import safe_name
 
 
 def list_images(input_dir: str | Path, exclude: str | Path | None = None) -> list[ImageItem]:
@@ -58,20 +59,15 @@ def image_dir(out_dir: str | Path, rel: str) -> Path:
     """The output folder of one image: a readable name plus a hash of its relative path
     (so ``a/b.jpg`` and ``a_b.jpg`` never collide)."""
     readable = safe_name(rel.replace("/", "__"))[:80]
-    digest = hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha1(os.fsencode(rel)).hexdigest()[:8]
     return Path(out_dir) / IMAGES_SUBDIR / f"{readable}-{digest}"
 
 
-def safe_name(text: str) -> str:
-    """``text`` with anything but letters, digits and ``-_+.`` replaced by ``_``."""
-    return "".join(c if c.isalnum() or c in "-_+." else "_" for c in text)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, indent: int | None = None) -> None:
     """Write JSON to a temporary file in the same folder, fsync it, rename it into place."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False)
+        json.dump(data, handle, ensure_ascii=False, indent=indent)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)

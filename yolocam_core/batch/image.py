@@ -2,52 +2,53 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from yolocam_core.batch.folders import image_dir, safe_name, write_json_atomic
+from yolocam_core.batch.folders import image_dir, write_json_atomic
 from yolocam_core.batch.settings import (
     DONE_MARKER,
     ERROR_MARKER,
     FORMAT_VERSION,
     METRIC_COLUMNS,
     SUMMARY_COLUMNS,
+    TARGET_CHOICES,
     BatchSettings,
     ImageItem,
     source_stat,
 )
-from yolocam_core.errors import YolocamError
+from yolocam_core.errors import YolocamError, for_option
+from yolocam_core.files import shown
+
+if TYPE_CHECKING:
+    from yolocam_core.detector import Detection
+    from yolocam_core.evaluate import ImageScorer
+    from yolocam_core.explainer import Explanation
+    from yolocam_core.outputs import SavedExplanation
+    from yolocam_core.targets import Target, TargetSpec
 
 
-def resolve_targets(spec: str, class_names: Sequence[str]):
-    """``"detections"`` | ``"class:NAME"`` | ``"seed"`` -> (kind, Target or None).
+def resolve_targets(text: str, class_names: Sequence[str]) -> TargetSpec | None:
+    """``"detections"`` -> None (every detection, one target each); ``"class:NAME"`` or
+    ``"seed"`` -> its :class:`~yolocam_core.targets.TargetSpec`.
 
     Raises:
         YolocamError: anything else, or an unknown class; the message says what to use.
     """
-    from yolocam_core.targets import ClassTarget, SeedTarget
+    from yolocam_core.targets import TargetSpec
 
-    kind, _, value = spec.partition(":")
-    if spec == "detections":
-        return "detection", None
-    if spec == "seed":
-        return "seed", SeedTarget()
-    if kind == "class" and value:
-        lowered = [n.lower() for n in class_names]
-        if value.lower() in lowered:
-            return "class", ClassTarget(lowered.index(value.lower()))
-        if value.isdigit() and int(value) < len(class_names):
-            return "class", ClassTarget(int(value))
-        raise YolocamError(
-            f"--targets {spec!r}: unknown class; the model's classes include "
-            f"{', '.join(class_names[:10])}, …"
-        )
-    raise YolocamError(f"--targets {spec!r}: use detections, class:NAME or seed")
+    if text == "detections":
+        return None
+    if text.partition(":")[0] not in ("class", "seed"):
+        raise YolocamError(f"--targets {text!r}: use {TARGET_CHOICES}")
+    try:
+        return TargetSpec.parse(text, class_names)
+    except YolocamError as exc:
+        raise for_option(exc, "--targets") from None
 
 
 def _base_row(rel: str) -> dict:
@@ -56,13 +57,14 @@ def _base_row(rel: str) -> dict:
 
 def error_row(rel: str, message: str, seconds: float | None = None) -> dict:
     """The summary row of an image that failed."""
-    return _base_row(rel) | {"status": "error", "error": message, "seconds": seconds}
+    return _base_row(shown(rel)) | {"status": "error", "error": message, "seconds": seconds}
 
 
 def _image_error_message(rel: str, exc: Exception) -> str:
     """``"<rel>: <what was wrong>"`` whatever way the image was read."""
     from yolocam_core.errors import ImageError
 
+    rel = shown(rel)
     text = str(exc)
     if isinstance(exc, ImageError):
         for prefix in ("uploaded file: ", f"{rel}: "):
@@ -95,13 +97,7 @@ def process_image(
     """
     start = time.perf_counter()
     folder = image_dir(out_dir, item.rel)
-    source = source_stat(item.path)
-    marker = {
-        "format": FORMAT_VERSION,
-        "fingerprint": settings.fingerprint(),
-        "image": item.rel,
-        "source": source,
-    }
+    marker = _marker_head(item, settings)
     try:
         if folder.exists():  # stale or half-written by an interrupted run
             shutil.rmtree(folder)
@@ -114,178 +110,202 @@ def process_image(
         write_json_atomic(folder / DONE_MARKER, done)  # last: the image is now complete
         return done
     except Exception as exc:  # recorded per image (a full disk too); the run goes on
-        seconds = time.perf_counter() - start
         message = _image_error_message(item.rel, exc)
-        marker |= {"status": "error", "error": message, "rows": [error_row(item.rel, message)]}
-        marker["rows"][0]["seconds"] = seconds
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(folder / ERROR_MARKER, marker)
-        except OSError:
-            pass  # the summary still records the error from the returned marker
-        return marker
+        return record_failure(folder, marker, message, time.perf_counter() - start)
+
+
+def record_failure(folder: Path, marker: dict, message: str, seconds: float | None) -> dict:
+    """``marker`` as a failure: its error row; written as ``error.json`` if possible.
+
+    Args:
+        folder: the image's output folder (created if needed).
+        marker: ``format``, ``fingerprint``, ``image`` and ``source`` of the image.
+        message: ``"<image>: <what was wrong>"``.
+        seconds: time spent, or None.
+    """
+    failed = marker | {
+        "status": "error",
+        "error": message,
+        "rows": [error_row(marker["image"], message, seconds)],
+    }
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(folder / ERROR_MARKER, failed)
+    except OSError:
+        pass  # the summary still records the error from the returned marker
+    return failed
+
+
+def fail_image(item: ImageItem, out_dir: str | Path, settings: BatchSettings, problem: str):
+    """Record an image that was not processed (a named pipe, which is never read; a
+    worker that died): its failure marker, ``problem`` said after the image's name."""
+    folder = image_dir(out_dir, item.rel)
+    message = f"{shown(item.rel)}: {problem}"
+    return record_failure(folder, _marker_head(item, settings), message, 0.0)
+
+
+def _marker_head(item: ImageItem, settings: BatchSettings) -> dict:
+    """What every marker of an image starts with: the settings' fingerprint and the
+    source file's size and modification time (what makes the marker stale)."""
+    return {
+        "format": FORMAT_VERSION,
+        "fingerprint": settings.fingerprint(),
+        "image": shown(item.rel),
+        "source": source_stat(item.path),
+    }
+
+
+def _read(item: ImageItem, data: bytes | None) -> bytes:
+    """The file's bytes (a regular file only: a named pipe would block for ever)."""
+    from yolocam_core.errors import ImageError
+    from yolocam_core.files import read_regular_file
+
+    if data is not None:
+        return data
+    try:
+        return read_regular_file(item.path)
+    except ImageError as exc:
+        raise ImageError(str(exc).replace(shown(item.path), shown(item.rel), 1)) from None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One target of one image: what is explained, its files' stem, and the detections
+    whose rows show its maps (None: a row without a box)."""
+
+    kind: str
+    target: Target
+    stem: str
+    about: tuple[int | None, ...]
+
+
+def _jobs(spec: TargetSpec | None, detections, class_names: Sequence[str]) -> list[_Job]:
+    from yolocam_core.outputs import target_stem
+    from yolocam_core.targets import DetectionTarget
+
+    if spec is None:  # every detection
+        return [
+            _Job("detection", DetectionTarget(d), target_stem("detection", k, d.class_name), (k,))
+            for k, d in enumerate(detections)
+        ]
+    name = class_names[spec.index] if spec.kind == "class" else ""
+    about = [
+        k for k, d in enumerate(detections) if spec.kind == "class" and d.class_id == spec.index
+    ]
+    stem = target_stem(spec.kind, spec.index, name)
+    return [_Job(spec.kind, spec.build(detections), stem, tuple(about) or (None,))]
 
 
 def _explain_into(explainer, item, folder, out_dir, settings, data) -> list[dict]:
-    import numpy as np
-    from PIL import Image
-
-    from yolocam_core import render
+    """Detect, write ``detections.json``, explain every target × method, save the files;
+    the image's summary rows."""
     from yolocam_core.images import load_image
-    from yolocam_core.targets import DetectionTarget
+    from yolocam_core.outputs import detections_report, explanation_prefix, save_explanation
 
-    if data is None:
-        try:
-            data = Path(item.path).read_bytes()
-        except OSError as exc:
-            from yolocam_core.errors import ImageError
-
-            raise ImageError(f"{item.rel}: cannot read file ({exc.strerror or exc})") from None
-    image = load_image(data)
+    image = load_image(_read(item, data))
     detector = explainer.detector
     fwd = explainer.forward(image)
     detections = explainer.detect(fwd, settings.score, settings.iou)
-    height, width = image.shape[:2]
-    (folder / "detections.json").write_text(
-        json.dumps(
-            {
-                "image": item.rel,
-                "width": width,
-                "height": height,
-                "model": settings.model,
-                "score_threshold": settings.score,
-                "iou_threshold": settings.iou,
-                "detections": [d.to_dict() for d in detections],
-            },
-            indent=1,
-            ensure_ascii=False,
-        ),
-        encoding="utf-8",
+    report = detections_report(
+        item.rel,
+        image.shape[:2],
+        detections,
+        model=settings.model.name or settings.model.source,
+        score_threshold=settings.score,
+        iou_threshold=settings.iou,
     )
-    kind, fixed_target = resolve_targets(settings.targets, detector.class_names)
-    base = _base_row(item.rel) | {
+    write_json_atomic(folder / "detections.json", report, indent=1)
+    base = _base_row(shown(item.rel)) | {
         "status": "ok",
-        "width": width,
-        "height": height,
+        "width": image.shape[1],
+        "height": image.shape[0],
         "n_detections": len(detections),
     }
-    if kind == "detection":
-        # (target, file stem, [detection indices the rows are about])
-        jobs = [
-            (DetectionTarget(d), f"det{k:02d}-{d.class_name}", [k])
-            for k, d in enumerate(detections)
-        ]
-    else:
-        about = [
-            k
-            for k, d in enumerate(detections)
-            if kind == "class" and d.class_id == fixed_target.class_id
-        ]
-        stem = f"class-{detector.class_names[fixed_target.class_id]}" if kind == "class" else "seed"
-        jobs = [(fixed_target, stem, about or [None])]
+    jobs = _jobs(
+        resolve_targets(settings.targets, detector.class_names), detections, detector.class_names
+    )
     if not jobs:
         return [base]  # no detections: one row says so
     scales = None if settings.scales is None else list(settings.scales)
-    metrics = _ImageMetrics(explainer, fwd, detections, settings) if settings.metrics else None
+    scorer = _scorer(explainer, fwd, detections, settings) if settings.metrics else None
     rows = []
     for method in settings.methods:
         results = explainer.explain_many(
-            fwd, [job[0] for job in jobs], method, scales, norm=settings.norm
+            fwd, [job.target for job in jobs], method, scales, norm=settings.norm
         )
-        for (_, stem, about), result in zip(jobs, results, strict=True):
-            prefix = safe_name(f"{stem}_{method}")
-            panels = render.explanation_overlays(image, result, settings.colormap, settings.opacity)
-            files = []
-            for scale_map, panel in zip(result.maps, panels, strict=True):
-                grid = f"{scale_map.grid_map.shape[0]}x{scale_map.grid_map.shape[1]}"
-                png = folder / f"{prefix}_s{scale_map.scale}_{grid}.png"
-                npy = folder / f"{prefix}_s{scale_map.scale}_{grid}.npy"
-                Image.fromarray(panel).save(png, compress_level=1)
-                np.save(npy, scale_map.grid_map)
-                files.append((scale_map, grid, png, npy))
-            if settings.sheet:
-                sheet = render.sheet(image, result, settings.colormap, settings.opacity)
-                Image.fromarray(sheet).save(folder / f"{prefix}_sheet.png", compress_level=1)
-            for k in about:
-                det = detections[k] if k is not None else None
-                for scale_map, grid, png, npy in files:
-                    row = base | {
-                        "target": kind,
-                        "target_label": result.target,
-                        "method": method,
-                        "scale": scale_map.scale,
-                        "grid": grid,
-                        "layer": scale_map.layer,
-                        "target_score": float(scale_map.score),
-                        "overlay": png.relative_to(out_dir).as_posix(),
-                        "raw_map": npy.relative_to(out_dir).as_posix(),
-                    }
-                    if det is not None:
-                        row |= {
-                            "detection": k,
-                            "class_id": det.class_id,
-                            "class_name": det.class_name,
-                            "det_score": float(det.score),
-                            "x1": float(det.box_xyxy[0]),
-                            "y1": float(det.box_xyxy[1]),
-                            "x2": float(det.box_xyxy[2]),
-                            "y2": float(det.box_xyxy[3]),
-                            "det_scale": det.scale,
-                        }
-                    if metrics is not None:
-                        row |= metrics.row(scale_map, k)
-                    rows.append(row)
+        for job, result in zip(jobs, results, strict=True):
+            saved = save_explanation(
+                folder,
+                explanation_prefix(job.stem, method),
+                image,
+                result,
+                image_name=shown(item.rel),
+                colormap=settings.colormap,
+                opacity=settings.opacity,
+                sheet=settings.sheet,
+                compress_level=1,
+            )
+            rows.extend(_rows(base, job, result, saved, detections, scorer, out_dir))
     return rows
 
 
-class _ImageMetrics:
-    """The metrics of one image's maps, each against one detection's box.
+def _scorer(explainer, fwd, detections, settings: BatchSettings) -> ImageScorer:
+    from yolocam_core.evaluate import ImageScorer, ScoringSettings
+    from yolocam_core.metrics import DEFAULT_STEPS
 
-    As ``yolocam evaluate``: deletion/insertion perturb the image in the order of the
-    image-resolution heatmap, ties broken by the seed-0 random map of the scale's grid;
-    identical maps (EigenCAM's, a class map shared by several boxes) are perturbed once.
-    """
+    scoring = ScoringSettings(steps=settings.metrics_steps or DEFAULT_STEPS)
+    return ImageScorer(explainer.detector, fwd, detections, scoring)
 
-    def __init__(self, explainer, fwd, detections, settings: BatchSettings):
-        from yolocam_core import metrics  # here: keeps cv2 out of `yolocam --help`
 
-        self.metrics = metrics
-        self.explainer = explainer
-        self.fwd = fwd
-        self.detections = detections
-        self.steps = settings.metrics_steps or self.metrics.DEFAULT_STEPS
-        self._perturb = None
-        self._ties: dict[int, Any] = {}
-        self._curves: dict[tuple[int, bytes], Any] = {}
+def _rows(
+    base: dict,
+    job: _Job,
+    result: Explanation,
+    saved: SavedExplanation,
+    detections: Sequence[Detection],
+    scorer: ImageScorer | None,
+    out_dir: Path,
+) -> list[dict]:
+    """One row per detection the job is about × explained scale."""
+    rows = []
+    for k in job.about:
+        for scale_map, files in zip(result.maps, saved.maps, strict=True):
+            row = base | {
+                "target": job.kind,
+                "target_label": result.target,
+                "method": result.method,
+                "scale": scale_map.scale,
+                "grid": files.grid,
+                "layer": scale_map.layer,
+                "target_score": float(scale_map.score),
+                "overlay": shown(files.overlay.relative_to(out_dir).as_posix()),
+                "raw_map": shown(files.raw_map.relative_to(out_dir).as_posix()),
+            }
+            if k is not None:
+                row |= _detection_columns(k, detections[k])
+            if scorer is not None:
+                row |= _metric_columns(scorer, scale_map, k)
+            rows.append(row)
+    return rows
 
-    def row(self, scale_map, k: int | None) -> dict:
-        if k is None:
-            return dict.fromkeys(METRIC_COLUMNS)
-        box = self.detections[k].box_xyxy
-        heatmap = scale_map.heatmap
-        curves = self._curves_of(scale_map)
-        return {
-            "pointing_game": bool(self.metrics.pointing_game(heatmap, box)),
-            "energy_pointing_game": float(self.metrics.energy_pointing_game(heatmap, box)),
-            "deletion_auc": float(curves.deletion_auc[k]),
-            "insertion_auc": float(curves.insertion_auc[k]),
-        }
 
-    def _curves_of(self, scale_map):
-        if self._perturb is None:
-            self._perturb = self.metrics.PerturbationCurves(
-                self.explainer.detector, self.fwd.image, self.detections, self.steps
-            )
-        heatmap = scale_map.heatmap
-        key = (scale_map.scale, hashlib.blake2b(heatmap.tobytes(), digest_size=16).digest())
-        if key not in self._curves:
-            if scale_map.scale not in self._ties:
-                grid = self.explainer.detector.heads[scale_map.scale].grid
-                self._ties[scale_map.scale] = self.metrics.random_heatmap(
-                    heatmap.shape,
-                    0,
-                    grid,
-                    lambda g: self.explainer.to_image(g, self.fwd.letterbox),
-                )
-            self._curves[key] = self._perturb.curves(heatmap, self._ties[scale_map.scale])
-        return self._curves[key]
+def _detection_columns(k: int, det: Detection) -> dict[str, Any]:
+    x1, y1, x2, y2 = (float(v) for v in det.box_xyxy)
+    return {
+        "detection": k,
+        "class_id": det.class_id,
+        "class_name": det.class_name,
+        "det_score": float(det.score),
+        "x1": x1,
+        "y1": y1,
+        "x2": x2,
+        "y2": y2,
+        "det_scale": det.scale,
+    }
+
+
+def _metric_columns(scorer: ImageScorer, scale_map, k: int | None) -> dict[str, Any]:
+    """The metrics of one map against detection ``k`` (empty for a row without a box)."""
+    if k is None:
+        return dict.fromkeys(METRIC_COLUMNS)
+    return asdict(scorer.score(scale_map.scale, scale_map.heatmap, k))

@@ -8,11 +8,10 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from yolocam_core.batch.engines import load_detector_for, run_local, run_ray
+from yolocam_core.batch.engines import load_explainer, run_local, run_ray
 from yolocam_core.batch.folders import image_dir, list_images, read_marker
-from yolocam_core.batch.image import error_row, resolve_targets
+from yolocam_core.batch.image import error_row, fail_image, resolve_targets
 from yolocam_core.batch.settings import (
     ENGINES,
     METRIC_COLUMNS,
@@ -26,6 +25,7 @@ from yolocam_core.batch.settings import (
     source_stat,
 )
 from yolocam_core.errors import YolocamError
+from yolocam_core.files import ensure_output_folder, file_problem, shown
 
 
 def run_batch(
@@ -36,7 +36,6 @@ def run_batch(
     engine: str = "local",
     workers: int = 1,
     address: str | None = None,
-    detector_factory: Callable[[], Any] | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> BatchReport:
@@ -44,66 +43,41 @@ def run_batch(
 
     Args:
         input_dir: folder of images (searched recursively).
-        out_dir: output folder (created); a previous run's output is resumed.
-        settings: what to compute.
+        out_dir: output folder (created; not the input folder itself); a previous
+            run's output is resumed.
+        settings: what to compute; its model is loaded with ``settings.model.load()``
+            here and in every worker, only when there is work to do.
         engine: ``"local"`` or ``"ray"``.
         workers: local processes, or Ray actors.
         address: a Ray cluster's address (``engine="ray"``); None starts a local Ray.
-        detector_factory: loads the detector in this process (default: the zoo model
-            ``settings.model``); called only when there is work to do.
         progress: show a progress bar (None: only on a terminal).
         log: called with one line per failed image (default: on stderr).
 
     Returns:
         A :class:`BatchReport`. The summary has every listed image: its rows from its
-        marker, or one error row.
+        marker, or one error row. Files that are not regular files (a named pipe, a
+        device, a symbolic-link loop) are error rows, never opened.
 
     Raises:
-        YolocamError: bad input folder, bad settings, engine problems (one line).
+        YolocamError: bad input or output folder, bad settings, engine problems (one line).
     """
     start = time.perf_counter()
-    if engine not in ENGINES:
-        raise YolocamError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
-    if workers < 1:
-        raise YolocamError(f"--workers {workers}: must be at least 1")
-    if address and engine != "ray":
-        raise YolocamError("--address is for --engine ray")
+    _check_run(input_dir, out_dir, settings, engine, workers, address)
     out = Path(out_dir)
     items = list_images(input_dir, exclude=out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise YolocamError(
-            f"{out}: cannot create the output folder ({exc.strerror or exc})"
-        ) from None
-    fingerprint = settings.fingerprint()
-    results: dict[str, dict] = {}
-    pending: list[ImageItem] = []
-    for item in items:
-        marker = read_marker(image_dir(out, item.rel), fingerprint, source_stat(item.path))
-        if marker is not None:
-            results[item.rel] = marker
-        else:
-            pending.append(item)
+    ensure_output_folder(out)
+    results, pending = _resume(items, out, settings)
     report = BatchReport(total=len(items), skipped=len(results))
     explainer = None
-    if pending:  # load the model here only when there is work: validates the settings
-        explainer = _make_explainer(settings, detector_factory)
-
+    if pending:  # the model is loaded only when there is work; it checks the settings
+        explainer = load_explainer(settings)
+        _check_against_model(settings, explainer.detector)
     with contextlib.ExitStack() as stack:
         stream = sys.stderr
         if pending and engine == "ray":
-            # Ray's C++ core writes warnings straight to file descriptor 2, and its
-            # driver prints the raylet's warnings on stdout; keep both in a log file so
-            # that the terminal has only the bar and our one-line messages.
-            stream = stack.enter_context(_native_stderr_to(out / RAY_LOG))
-            stack.enter_context(
-                contextlib.redirect_stdout(
-                    stack.enter_context(open(out / RAY_LOG, "a", encoding="utf-8"))
-                )
-            )
-        say = log or (lambda line: print(line, file=stream, flush=True))
+            stream = _ray_output_to_log(stack, out)
         bar = _progress_bar(len(items), len(results), progress, stream)
+        say = log or (lambda line: print(line, file=stream, flush=True))
 
         def on_result(item: ImageItem, marker: dict) -> None:
             results[item.rel] = marker
@@ -118,10 +92,10 @@ def run_batch(
                 bar.update(1)
 
         try:
+            pending = _refuse_special_files(pending, out, settings, on_result)
             if pending and engine == "local":
                 run_local(pending, out, settings, workers, explainer, on_result)
             elif pending:
-                explainer = None  # the actors load their own
                 run_ray(pending, Path(input_dir), out, settings, workers, address, on_result)
         except KeyboardInterrupt:
             report.interrupted = True
@@ -135,6 +109,59 @@ def run_batch(
     _finish(report, items, results, out, interrupted=report.interrupted)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _check_run(input_dir, out_dir, settings, engine, workers, address) -> None:
+    """What is wrong with the call itself, before anything is listed or loaded."""
+    if engine not in ENGINES:
+        raise YolocamError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if workers < 1:
+        raise YolocamError(f"--workers {workers}: must be at least 1")
+    if address and engine != "ray":
+        raise YolocamError("--address is for --engine ray")
+    settings.check()
+    if Path(out_dir).resolve() == Path(input_dir).resolve():
+        raise YolocamError(
+            f"--out {shown(out_dir)}: is the input folder; the overlays written there would "
+            "be read as images by the next run: name another folder (inside it is fine)"
+        )
+
+
+def _resume(items, out: Path, settings: BatchSettings) -> tuple[dict[str, dict], list]:
+    """The markers of the images already complete, and the images left to do."""
+    fingerprint = settings.fingerprint()
+    results: dict[str, dict] = {}
+    pending: list[ImageItem] = []
+    for item in items:
+        marker = read_marker(image_dir(out, item.rel), fingerprint, source_stat(item.path))
+        if marker is not None:
+            results[item.rel] = marker
+        else:
+            pending.append(item)
+    return results, pending
+
+
+def _refuse_special_files(pending, out, settings, on_result) -> list[ImageItem]:
+    """Record the items that are not regular files as failed (never opened: a named
+    pipe would block for ever); return the others."""
+    readable = []
+    for item in pending:
+        problem = file_problem(item.path)
+        if problem is None:
+            readable.append(item)
+        else:
+            on_result(item, fail_image(item, out, settings, problem))
+    return readable
+
+
+def _ray_output_to_log(stack: contextlib.ExitStack, out: Path):
+    """Ray's C++ core writes warnings straight to file descriptor 2, and its driver
+    prints the raylet's warnings on stdout; keep both in a log file so that the terminal
+    has only the bar and our one-line messages. Returns the stream for those."""
+    stream = stack.enter_context(_native_stderr_to(out / RAY_LOG))
+    log_file = stack.enter_context(open(out / RAY_LOG, "a", encoding="utf-8"))
+    stack.enter_context(contextlib.redirect_stdout(log_file))
+    return stream
 
 
 @contextlib.contextmanager
@@ -167,28 +194,10 @@ def _fileno(stream) -> int | None:
         return None
 
 
-def _make_explainer(settings: BatchSettings, detector_factory):
-    """Load the detector in this process, check the settings against it (one-line
-    YolocamError) and return an explainer."""
-    from yolocam_core.cams import get_method
-    from yolocam_core.explainer import Explainer
-
-    for method in settings.methods:
-        try:
-            get_method(method)
-        except ValueError as exc:
-            raise YolocamError(str(exc)) from None
-    if not settings.methods:
-        raise YolocamError("--methods: give at least one method")
-    detector = detector_factory() if detector_factory else load_detector_for(settings)
+def _check_against_model(settings: BatchSettings, detector) -> None:
+    """The settings that need the model: the scales' range and a class name."""
     resolve_targets(settings.targets, detector.class_names)
-    if settings.scales is not None:
-        bad = [s for s in settings.scales if not 0 <= s < len(detector.heads)]
-        if bad or not settings.scales:
-            raise YolocamError(
-                f"--scales: this model has scales 0..{len(detector.heads) - 1}; got {bad or 'none'}"
-            )
-    return Explainer(detector)
+    detector.check_scales(settings.scales, "--scales")
 
 
 def _progress_bar(total: int, initial: int, progress: bool | None, stream):

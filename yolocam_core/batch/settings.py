@@ -8,11 +8,18 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from yolocam_core.errors import YolocamError
+
+if TYPE_CHECKING:  # yolocam_core.models imports TensorFlow: `yolocam --help` stays fast
+    from yolocam_core.models import ModelSpec
 
 #: Bump when the per-image folder layout or the rows change: older markers then
-#: count as stale and their images are recomputed.
-FORMAT_VERSION = 1
+#: count as stale and their images are recomputed. 2: the file names of
+#: :mod:`yolocam_core.outputs` (``…_scale<k>_…``, ``detection-<K>-<class>``, a JSON
+#: record per explanation).
+FORMAT_VERSION = 2
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 DONE_MARKER, ERROR_MARKER = "done.json", "error.json"
@@ -62,15 +69,26 @@ METRIC_COLUMNS: dict[str, str] = {
 }
 
 
+def _default_model() -> ModelSpec:
+    from yolocam_core.models import ModelSpec
+
+    return ModelSpec()
+
+
+#: What ``targets`` may be: every detection, or a :class:`~yolocam_core.targets.TargetSpec`
+#: of these kinds.
+TARGET_CHOICES = "detections, class:NAME or seed"
+
+
 @dataclass(frozen=True)
 class BatchSettings:
     """What to compute for every image; everything here is part of the fingerprint.
 
     Attributes:
-        model: a zoo model name or a model file (see :func:`yolocam_core.models.load_detector`).
-        model_options: other keyword arguments of ``load_detector`` as (name, value)
-            pairs, e.g. ``(("weights", "/abs/yolov4.weights"), ("classes", "coco"))``;
-            give file paths absolute (workers may run elsewhere).
+        model: the model (:class:`~yolocam_core.models.ModelSpec`, file paths absolute:
+            workers may run elsewhere); this process, the local pool's processes and
+            the Ray actors each load it with :meth:`ModelSpec.load`. A name or path
+            string is turned into a spec.
         score: detection score threshold.
         iou: NMS IoU threshold.
         methods: CAM method names (see :func:`yolocam_core.cams.method_names`).
@@ -83,14 +101,13 @@ class BatchSettings:
         opacity: overlay opacity.
         sheet: also write a side-by-side sheet per target × method.
         metrics: add pointing game, energy-based pointing game and deletion/insertion
-            AUC per row with a box (:mod:`yolocam_core.metrics`, computed as
-            ``yolocam evaluate`` does, without its random baseline and sanity check).
+            AUC per row with a box (:class:`yolocam_core.evaluate.ImageScorer`, the
+            scorer of ``yolocam evaluate``, without its random baseline and sanity check).
         metrics_steps: deletion/insertion steps (2·(steps−1) forward passes per map);
             None: ``yolocam_core.metrics.DEFAULT_STEPS``, as ``yolocam evaluate``.
     """
 
-    model: str = "yolov4-tiny"
-    model_options: tuple[tuple[str, Any], ...] = ()
+    model: ModelSpec = field(default_factory=_default_model)
     score: float = 0.25
     iou: float = 0.45
     methods: tuple[str, ...] = ("gradcam",)
@@ -103,16 +120,46 @@ class BatchSettings:
     metrics: bool = False
     metrics_steps: int | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.model, (str, os.PathLike)):
+            from yolocam_core.models import ModelSpec
+
+            object.__setattr__(self, "model", ModelSpec.from_options(self.model))
+
+    def model_files(self) -> list[str]:
+        """The files the model is read from (its cfg or Keras file, weights, names)."""
+        spec = self.model
+        values = (spec.source, spec.weights, spec.classes)
+        return [v for v in values if isinstance(v, str) and os.path.isfile(v)]
+
+    def check(self) -> None:
+        """Raise a one-line YolocamError for what is wrong without loading the model
+        (the scales' range and a class name are checked against it later)."""
+        from yolocam_core.cams import get_method
+
+        if not self.methods:
+            raise YolocamError("--methods: give at least one method")
+        for method in self.methods:
+            try:
+                get_method(method)
+            except ValueError as exc:
+                raise YolocamError(f"--methods: {exc}") from None
+        kind, _, value = self.targets.partition(":")
+        if self.targets not in ("detections", "seed") and not (kind == "class" and value):
+            raise YolocamError(f"--targets {self.targets!r}: use {TARGET_CHOICES}")
+        if self.scales is not None:
+            if not self.scales or len(set(self.scales)) != len(self.scales):
+                raise YolocamError(f"--scales {self.scales}: give each scale once, at least one")
+        if self.norm not in ("per-map", "shared"):
+            raise YolocamError(f"--norm {self.norm!r}: use per-map or shared")
+
     def fingerprint(self) -> str:
-        """A short hash of the settings, the output format version and the size and
-        modification time of any model file named (a retrained model is new work)."""
+        """A short hash of the settings (the whole model spec included), the output
+        format version and the size and modification time of the model's files (a
+        retrained model is new work)."""
         data = asdict(self)
         data["format"] = FORMAT_VERSION
-        data["files"] = [
-            source_stat(str(value))
-            for value in (self.model, *(v for _, v in self.model_options))
-            if isinstance(value, str) and os.path.isfile(value)
-        ]
+        data["files"] = [source_stat(path) for path in self.model_files()]
         text = json.dumps(data, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
