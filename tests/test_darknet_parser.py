@@ -350,7 +350,7 @@ def test_load_darknet_from_files(tmp_path):
     np.testing.assert_allclose(folded[1], beta - mean * gamma / np.sqrt(var + 1e-6), rtol=1e-5)
     with pytest.raises(ModelNotFoundError) as info:
         load_darknet(tmp_path / "missing.cfg")
-    assert "missing.cfg does not exist" in str(info.value)
+    assert "missing.cfg: no such file" in str(info.value)
 
 
 # -- section types ----------------------------------------------------------------------

@@ -249,13 +249,13 @@ DARKNET_CASES = {
     "cfg that is a symbolic-link loop": (
         symlink_loop(".cfg"),
         ModelFileError,
-        ["loop.cfg is a symbolic-link loop"],
+        ["loop.cfg: a symbolic-link loop"],
     ),
-    "cfg that is a named pipe": (fifo(".cfg"), ModelFileError, ["pipe.cfg is a named pipe"]),
+    "cfg that is a named pipe": (fifo(".cfg"), ModelFileError, ["pipe.cfg: is a named pipe"]),
     "weights that are a symbolic-link loop": (
         weights_loop,
         ModelFileError,
-        ["tiny.weights is a symbolic-link loop"],
+        ["tiny.weights: a symbolic-link loop"],
     ),
     "names file with 10^6 lines": (
         names_lines(10**6),
@@ -270,7 +270,7 @@ DARKNET_CASES = {
     "names file that is a named pipe": (
         names_fifo,
         ModelFileError,
-        ["pipe.names is a named pipe (FIFO)"],
+        ["pipe.names: is a named pipe (FIFO)"],
     ),
 }
 
@@ -530,7 +530,7 @@ KERAS_CASES = {
     ),
     ".keras that is a symbolic-link loop": (
         "keras", lambda s, t: (os.symlink(t.name, t), t)[1], {}, ModelFileError,
-        ["is a symbolic-link loop"],
+        ["a symbolic-link loop"],
     ),
     ".h5 that is a named pipe": (
         "h5", lambda s, t: (os.mkfifo(t), t)[1], {}, ModelFileError,

@@ -65,23 +65,28 @@ def _file_in_the_way(path: Path) -> Path:
     return path
 
 
-def file_problem(path: str | os.PathLike) -> str | None:
+def file_problem(path: str | os.PathLike, what: str = "an image file") -> str | None:
     """Why ``path`` cannot be read as an input file, or None if it is a regular file.
 
     Looks only at the file's ``stat`` (follows symbolic links): opens nothing.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the folder case ("is a folder, not <what>").
     """
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
         return os_problem(exc, path)
-    return _mode_problem(mode)
+    return mode_problem(mode, what)
 
 
-def _mode_problem(mode: int) -> str | None:
+def mode_problem(mode: int, what: str = "an image file") -> str | None:
+    """Why a file of this ``st_mode`` cannot be read, or None for a regular file."""
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
-        return "is a folder, not an image file"
+        return f"is a folder, not {what}"
     for test, kind in _KINDS:
         if test(mode):
             return f"is {kind}, not a regular file; refused (reading it could wait forever)"
@@ -106,7 +111,7 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) 
         raise ImageError(f"{name}: cannot read file ({os_problem(exc, path)})") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
-        problem = _mode_problem(info.st_mode)  # swapped since the stat above
+        problem = mode_problem(info.st_mode)  # swapped since the stat above
         if problem is not None:
             raise ImageError(f"{name}: {problem}")
         if info.st_size > max_bytes:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 from pathlib import Path
 
 from yolocam_core.errors import ModelFileError, ModelNotFoundError, YolocamError
+from yolocam_core.files import mode_problem, os_problem, shown
 
 DARKNET_SUFFIXES = (".cfg",)
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -31,18 +31,11 @@ def looks_like_path(name: str | os.PathLike) -> bool:
     )
 
 
-_SPECIAL = (
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
-
 def check_regular_file(path: str | os.PathLike, role: str = "model file") -> int:
     """Check that ``path`` is a regular file (after symbolic links) and return its size.
 
     Nothing is opened: a named pipe would block a read forever, a device never ends.
+    The problems are those of :func:`yolocam_core.files.file_problem`, said of a model file.
 
     Args:
         path: the file.
@@ -56,26 +49,16 @@ def check_regular_file(path: str | os.PathLike, role: str = "model file") -> int
         ModelNotFoundError: the path does not exist (or is a dangling link).
         ModelFileError: a folder, a special file, a symbolic-link loop, or not readable.
     """
-    path = Path(path)
     try:
-        info = path.stat()
+        info = os.stat(path)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ModelFileError(
-                f"{role} {path} is a symbolic-link loop (the link points back to itself); "
-                "give the real file"
-            ) from None
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            dangling = " (a symbolic link to a missing file)" if path.is_symlink() else ""
-            raise ModelNotFoundError(f"{role} {path} does not exist{dangling}") from None
-        raise ModelFileError(f"cannot read {role} {path}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelFileError(f"{role} {path} is a folder, not a file")
-    for test, what in _SPECIAL:
-        if test(info.st_mode):
-            raise ModelFileError(f"{role} {path} is {what}, not a file; give a regular file")
+        error = ModelNotFoundError if exc.errno in (errno.ENOENT, errno.ENOTDIR) else ModelFileError
+        raise error(f"{role} {shown(path)}: {os_problem(exc, path)}") from None
+    problem = mode_problem(info.st_mode, "a file")
+    if problem is not None:
+        raise ModelFileError(f"{role} {shown(path)}: {problem}")
     if not os.access(path, os.R_OK):
-        raise ModelFileError(f"cannot read {role} {path}: permission denied")
+        raise ModelFileError(f"cannot read {role} {shown(path)}: permission denied")
     return info.st_size
 
 
