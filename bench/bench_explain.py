@@ -91,10 +91,10 @@ def main() -> None:
     tkv_scores = []
     for s, head in enumerate(detector.heads):
         ctx = ScoreContext(head, detector.input_size, fwd.letterbox, fwd.decoded[s][0][0])
-        raw_w, score_w = Explainer._stack_weights([target.weights(ctx)], head)
+        weights = Explainer._stack_weights([target.weights(ctx)], head)
 
-        def score(raw, head=head, raw_w=raw_w, score_w=score_w):
-            return weighted_score(raw, head, detector.input_size, raw_w, score_w)
+        def score(raw, head=head, weights=weights):
+            return weighted_score(raw, head, detector.input_size, *weights)
 
         tkv_scores.append([score if k == s else InactiveScore() for k in range(len(layers))])
 

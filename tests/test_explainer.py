@@ -86,8 +86,8 @@ def target_score_fn(explainer, fwd, target, scale):
     det = explainer.detector
     head = det.heads[scale]
     ctx = ScoreContext(head, det.input_size, fwd.letterbox, fwd.decoded[scale][0][0])
-    raw_w, score_w = Explainer._stack_weights([target.weights(ctx)], head)
-    return lambda raw: weighted_score(raw, head, det.input_size, raw_w, score_w)
+    weights = Explainer._stack_weights([target.weights(ctx)], head)
+    return lambda raw: weighted_score(raw, head, det.input_size, *weights)
 
 
 # 1. One pass equals one by one --------------------------------------------------------
