@@ -207,7 +207,7 @@ class DRise(CamMethod):
         boxes, probs = detection_vectors(explainer, fwd, detections)
         run = explainer.compiled(("drise", len(detector.heads)), lambda: _build_batch(explainer))
         grids, shifts, cell = self.mask_plan((in_h, in_w))
-        map_size = (in_h // MAP_STRIDE, in_w // MAP_STRIDE)
+        map_size = map_grid((in_h, in_w))
         d, s = len(detections), len(detector.heads)
         total = np.zeros((s + 1, d, map_size[0] * map_size[1]), np.float64)
         import tensorflow as tf
@@ -231,6 +231,12 @@ class DRise(CamMethod):
         total /= self.masks * self.probability
         maps = total.reshape(s + 1, d, *map_size).astype(np.float32)
         return DRiseMaps(np.transpose(maps[:s], (1, 0, 2, 3)).copy(), maps[s].copy(), self.masks)
+
+
+def map_grid(input_size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of the stored maps: the network input at stride :data:`MAP_STRIDE`
+    (inputs under 64 pixels a side keep every pixel)."""
+    return tuple(n // MAP_STRIDE if n >= 16 * MAP_STRIDE else n for n in input_size)
 
 
 def detection_vectors(
