@@ -112,7 +112,10 @@ def main() -> None:
         confident = [detections[k] for k in chosen]
         targets = [DetectionTarget(d) for d in confident]
         perturb = PerturbationCurves(detector, image, confident)
-        upsample = lambda grid: explainer.to_image(grid, fwd.letterbox)  # noqa: E731
+
+        def upsample(grid, fwd=fwd):
+            return explainer.to_image(grid, fwd.letterbox)
+
         random = {
             s: random_baseline(perturb, (0, 1, 2), head.grid, upsample)
             for s, head in enumerate(detector.heads)

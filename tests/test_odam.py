@@ -58,7 +58,8 @@ def test_odam_centre_by_hand(hand):
     expected = 0.25 * np.maximum(W_DOT_A, 0)
     np.testing.assert_allclose(m.grid_map, expected, atol=1e-6)
     # the gradients themselves: 0.25 · w
-    acts, grads, scores = explainer.gradients(fwd, [DetectionTarget(detection_at(1, 1))], 0, "neck")
+    target = DetectionTarget(detection_at(1, 1))
+    _acts, grads, scores = explainer.gradients(fwd, [target], 0, "neck")
     np.testing.assert_allclose(grads[0, ..., 0], 0.25 * W0, atol=1e-6)
     np.testing.assert_allclose(grads[0, ..., 1], 0.25 * W1, atol=1e-6)
     assert scores[0] == pytest.approx(0.25, abs=1e-6)
@@ -99,7 +100,7 @@ def test_odam_corner_by_hand(hand):
 def test_attributes_by_hand(hand, attribute, value, factor):
     explainer, fwd = hand
     target = DetectionTarget(detection_at(1, 1), attribute)
-    acts, grads, scores = explainer.gradients(fwd, [target], 0, "neck")
+    _acts, grads, scores = explainer.gradients(fwd, [target], 0, "neck")
     assert scores[0] == pytest.approx(value, abs=1e-5)
     assert explainer.scores(fwd, [target])[0, 0] == pytest.approx(value, abs=1e-5)
     np.testing.assert_allclose(grads[0, ..., 0], factor * W0, atol=1e-6)
