@@ -11,6 +11,8 @@ own scale, per method:
     ρ casc    Spearman ρ of the map with the map of a model whose every layer between
               the explained layer and the head output is re-initialised (Adebayo's
               cascade; near 0 passes)
+    ρ c∪supp  ρ casc computed only over the cells where either map is above zero (a
+              diagnostic: how much of ρ the shared zeros make)
     ρ last2   the same with the last two convolutions per head re-initialised
     ρ D-RISE  Spearman ρ with D-RISE's map of the same detection and head (area-
               averaged to the map's grid)
@@ -75,13 +77,24 @@ def parse_odam(text: str) -> tuple[str, ODAM]:
     return name, ODAM(layers=layers or None, **options)
 
 
+def nanmean(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def on_support(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman ρ over the cells where either map is above zero."""
+    keep = (a > 0) | (b > 0)
+    return rank_correlation(a[keep], b[keep]) if keep.sum() > 2 else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photos", nargs="*", help="images (default: the two sample photos)")
     parser.add_argument("--methods", default="gradcam,hirescam,eigencam,odam,drise")
     parser.add_argument("--odam", action="append", default=[], help="NAME=SPEC (see above)")
     parser.add_argument("--masks", type=int, default=1000, help="D-RISE masks (1000)")
-    parser.add_argument("--no-sanity", action="store_true", help="skip both ρ columns")
+    parser.add_argument("--no-sanity", action="store_true", help="skip the ρ columns")
+    parser.add_argument("--no-deletion", action="store_true", help="skip del/rnd, ins/rnd")
     parser.add_argument("--model", default="yolov4-tiny")
     args = parser.parse_args()
 
@@ -116,10 +129,12 @@ def main() -> None:
         def upsample(grid, fwd=fwd):
             return explainer.to_image(grid, fwd.letterbox)
 
-        random = {
-            s: random_baseline(perturb, (0, 1, 2), head.grid, upsample)
-            for s, head in enumerate(detector.heads)
-        }
+        random = {}
+        if not args.no_deletion:
+            random = {
+                s: random_baseline(perturb, (0, 1, 2), head.grid, upsample)
+                for s, head in enumerate(detector.heads)
+            }
         drise_cam = methods.get("drise") or DRise(masks=args.masks)
         t0 = time.perf_counter()
         reference = drise_cam.saliency(explainer, fwd, confident)
@@ -128,7 +143,7 @@ def main() -> None:
             t0 = time.perf_counter()
             explained = explainer.explain_many(fwd, targets, cam, norm="per-map")
             timing[name] += drise_time if name == "drise" else time.perf_counter() - t0
-            rho_c = rho_l = [None] * len(targets)
+            rho_c = rho_l = rho_s = [None] * len(targets)
             if not args.no_sanity and not cam.black_box:
                 if name not in cascades:
                     cascades[name] = randomised_explainer(explainer, mode="cascade", method=cam)
@@ -142,21 +157,31 @@ def main() -> None:
                     rank_correlation(e.by_scale(d.scale).grid_map, r.by_scale(d.scale).grid_map)
                     for e, r, d in zip(explained, rl, confident, strict=True)
                 ]
+                rho_s = [
+                    on_support(e.by_scale(d.scale).grid_map, r.by_scale(d.scale).grid_map)
+                    for e, r, d in zip(explained, rc, confident, strict=True)
+                ]
             for i, (k, det, exp) in enumerate(zip(chosen, confident, explained, strict=True)):
                 own = exp.by_scale(det.scale)
-                curves = perturb.curves(own.heatmap).select(i)
+                deletion = insertion = rdel = rins = np.nan
+                if not args.no_deletion:
+                    curves = perturb.curves(own.heatmap).select(i)
+                    deletion, insertion = curves.deletion_auc[0], curves.insertion_auc[0]
+                    rdel = random[det.scale].deletion_auc[i]
+                    rins = random[det.scale].insertion_auc[i]
                 rows[name].append(
                     {
                         "pg": pointing_game(own.heatmap, det.box_xyxy),
                         "inst": instance_hit(
                             own.heatmap, det.box_xyxy, same_class_others(detections, k)
                         ),
-                        "del": float(curves.deletion_auc[0]),
-                        "ins": float(curves.insertion_auc[0]),
-                        "rdel": float(random[det.scale].deletion_auc[i]),
-                        "rins": float(random[det.scale].insertion_auc[i]),
+                        "del": float(deletion),
+                        "ins": float(insertion),
+                        "rdel": float(rdel),
+                        "rins": float(rins),
                         "rho_c": np.nan if rho_c[i] is None else rho_c[i],
                         "rho_l": np.nan if rho_l[i] is None else rho_l[i],
+                        "rho_s": np.nan if rho_s[i] is None else rho_s[i],
                         "drise": np.nan
                         if cam.black_box
                         else agreement(own.grid_map, reference.per_head[i, det.scale]),
@@ -173,7 +198,8 @@ def main() -> None:
     )
     header = (
         f"{'method':<22}{'n':>4}{'PG':>6}{'inst':>6}{'del/rnd':>9}{'ins/rnd':>9}"
-        f"{'ρ casc':>8}{'ρ last2':>8}{'ρ D-RISE':>9}{'support':>9}{'s/img':>7}"
+        f"{'ρ casc':>8}{'ρ c∪supp':>9}{'ρ last2':>8}{'ρ D-RISE':>9}{'support':>9}"
+        f"{'s/img':>7}"
     )
     print(header)
     for name, values in rows.items():
@@ -187,9 +213,8 @@ def main() -> None:
             f"{name:<22}{len(values):>4}{col('pg').mean():>6.2f}{col('inst').mean():>6.2f}"
             f"{col('del').mean() / col('rdel').mean():>9.2f}"
             f"{col('ins').mean() / col('rins').mean():>9.2f}"
-            f"{np.nanmean(col('rho_c')) if np.isfinite(col('rho_c')).any() else np.nan:>8.2f}"
-            f"{np.nanmean(col('rho_l')) if np.isfinite(col('rho_l')).any() else np.nan:>8.2f}"
-            f"{np.nanmean(col('drise')) if np.isfinite(col('drise')).any() else np.nan:>9.2f}"
+            f"{nanmean(col('rho_c')):>8.2f}{nanmean(col('rho_s')):>9.2f}"
+            f"{nanmean(col('rho_l')):>8.2f}{nanmean(col('drise')):>9.2f}"
             f"{col('support').mean():>9.2f}{timing[name] / max(1, len(photos)):>7.2f}"
         )
     print(

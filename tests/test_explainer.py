@@ -96,7 +96,9 @@ def target_score_fn(explainer, fwd, target, scale):
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "eigencam"])
 def test_many_targets_all_scales_equal_one_by_one(explainer, bus, method):
     image, fwd, dets = bus
-    targets = [DetectionTarget(d) for d in dets] + [ClassTarget(5), SeedTarget()]
+    targets = [DetectionTarget(d) for d in dets] + [ClassTarget(5)]
+    if method == "eigencam":  # the gradient methods refuse the whole head output
+        targets.append(SeedTarget())
     assert len(dets) >= 5
     together = explainer.explain_many(image, targets, method=method)  # its own forward
     assert len(together) == len(targets)
@@ -175,8 +177,8 @@ def test_tail_path_equals_tape_path(detector, explainer, bus, monkeypatch):
             assert scores_f[i] == pytest.approx(score_d, rel=1e-5, abs=1e-5)
             assert scores_g[i] == pytest.approx(score_d, rel=1e-5, abs=1e-5)
         # and the maps through both paths agree to the tolerance of test 1
-        fast = explainer.explain_many(fwd, targets, scales=[scale])
-        slow = general.explain_many(fwd, targets, scales=[scale])
+        fast = explainer.explain_many(fwd, targets, "seed", scales=[scale])
+        slow = general.explain_many(fwd, targets, "seed", scales=[scale])
         for a, b in zip(fast, slow, strict=True):
             assert_close_rel(a.maps[0].grid_map, b.maps[0].grid_map, what=a.target)
 
@@ -438,7 +440,7 @@ def test_compact_explanations_rebuild_the_same_heatmaps(detector, sample_rgb, le
 def test_bad_method_lists_the_names(explainer, bus):
     image = bus[0]
     with pytest.raises(ValueError) as info:
-        explainer.explain(image, SeedTarget(), method="grad-cam")
+        explainer.explain(image, ClassTarget(0), method="grad-cam")
     for name in method_names():
         assert name in str(info.value)
 
@@ -509,6 +511,7 @@ def test_threads_equal_sequential(detector, bus):
         (DetectionTarget(dets[1]), "hirescam", {0: "conv_27_leaky"}),
         (ClassTarget(5), "gradcam++", {1: "conv_23_leaky"}),
         (SeedTarget(), "seed", None),
+        (DetectionTarget(dets[2]), "odam", None),  # the crop path's caches
     ]
     barrier = threading.Barrier(len(jobs))
     results: list = [None] * len(jobs)

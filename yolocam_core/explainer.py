@@ -583,7 +583,7 @@ class Explainer:
         self,
         image: np.ndarray | str | bytes | Forward,
         target: Target,
-        method: str | CamMethod = "gradcam",
+        method: str | CamMethod | None = None,
         scales: Sequence[int] | None = None,
         layer: str | Mapping[int, str] | None = None,
         norm: str = "auto",
@@ -595,7 +595,9 @@ class Explainer:
             image: (H, W, 3) uint8 RGB, a path or bytes, or a :class:`Forward`.
             target: what to explain.
             method: a name from :func:`yolocam_core.cams.method_names`, or a configured
-                method instance such as ``DRise(masks=500, seed=1)``.
+                method instance such as ``DRise(masks=500, seed=1)``; None =
+                ``"gradcam"``, or ``"seed"`` when every target is the whole head output
+                (the only target Grad-CAM refuses).
             scales: head indices; None = all.
             layer: another layer for a scale: a name (only with one scale) or
                 {scale: name}; replaces the method's own layers (expert option).
@@ -619,7 +621,7 @@ class Explainer:
         self,
         image: np.ndarray | str | bytes | Forward,
         targets: Sequence[Target],
-        method: str | CamMethod = "gradcam",
+        method: str | CamMethod | None = None,
         scales: Sequence[int] | None = None,
         layer: str | Mapping[int, str] | None = None,
         norm: str = "auto",
@@ -632,6 +634,8 @@ class Explainer:
         (``scale_scores``) and each map's share of it, so that a weak scale is never
         mistaken for a confident one (see :attr:`ScaleMap.weak`).
         """
+        if method is None:
+            method = "seed" if targets and all(t.kind == "seed" for t in targets) else "gradcam"
         cam = get_method(method)
         _check_norm(norm)
         for target in targets:

@@ -3,7 +3,9 @@
 Example:
     >>> from yolocam_core.cams import get_method, method_names
     >>> method_names()
-    ['seed', 'gradcam', 'gradcam++', 'hirescam', 'layercam', 'eigencam', 'odam', 'drise']
+    ['seed', 'gradcam', 'gradcam++', 'hirescam', 'layercam', 'eigencam', 'odam']
+    >>> method_names(black_box=True)[-1]
+    'drise'
     >>> get_method("gradcam++").title
     'Grad-CAM++'
     >>> get_method(DRise(masks=500, seed=1)).masks  # a configured instance passes through
@@ -34,10 +36,11 @@ METHODS: dict[str, type[CamMethod]] = {
 }
 
 
-def method_names() -> list[str]:
+def method_names(black_box: bool = False) -> list[str]:
     """Registry keys, in menu order: seed, gradcam, gradcam++, hirescam, layercam,
-    eigencam, odam, drise."""
-    return list(METHODS)
+    eigencam, odam; with ``black_box=True`` also drise (one forward per mask: slow,
+    so front ends offer it on purpose, not in "all")."""
+    return [name for name, cls in METHODS.items() if black_box or not cls.black_box]
 
 
 def get_method(name: str | CamMethod) -> CamMethod:

@@ -102,7 +102,7 @@ class DRise(CamMethod):
         grid: int = 16,
         probability: float = 0.5,
         seed: int = 0,
-        batch_size: int = 32,
+        batch_size: int = 8,
     ):
         if not isinstance(masks, int | np.integer) or not 1 <= masks <= MAX_MASKS:
             raise YolocamError(f"masks must be a whole number in 1..{MAX_MASKS}; got {masks!r}")

@@ -1,4 +1,22 @@
-"""ODAM (Zhao & Chan, ICLR 2023): instance-specific gradient × activation maps."""
+"""ODAM (Zhao & Chan, ICLR 2023): instance-specific gradient × activation maps.
+
+Which layer, per head of the default model (yolov4-tiny), and why:
+
+- 13×13 head: ``conv_27_leaky`` (the 1×1 convolution with 256 channels that feeds the
+  head's 3×3 convolution ``conv_28`` and, through ``conv_32`` and the upsampling, the
+  26×26 branch).
+- 26×26 head: ``route_34`` (the 384-channel concatenation of the upsampled 13×13
+  branch and ``conv_23_leaky``), the input of the head's 3×3 convolution ``conv_35``.
+
+Both are the neck output the head's tail reads, found from the graph for any model
+(:func:`neck_layer`): after the head's spatial convolution (the Grad-CAM family's
+head-input layer) a 1×1 head gives one prediction's gradient at its own cell only;
+before it, the gradient spreads over the 3×3 convolution's reach. This is the layer the
+paper uses for FCOS (the FPN level that predicted the box, ahead of the head's
+convolutions). Deeper layers and fusion (``ODAM(layers=...)``) were measured with
+``bench/eval_methods.py``; the numbers, and why the default stays here, are in the
+class docstring.
+"""
 
 from __future__ import annotations
 
