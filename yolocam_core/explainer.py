@@ -265,9 +265,10 @@ class Explainer:
 
         Three exact ways, fastest first: the head's final convolution alone (the
         default layer, when it feeds nothing else); the layer's :class:`Tail` run on
-        crops around each target's cells (or densely, for targets spread over the grid),
-        when the forward captured the layer; a tape through the whole network
-        otherwise. All three equal a tape through the whole network.
+        crops around each target's cells (or densely, for targets spread over the grid;
+        a layer the forward did not capture costs one more compiled forward); a tape
+        through the whole network when no tail can be isolated. All three equal a tape
+        through the whole network.
 
         Args:
             fwd: from :meth:`forward`.
@@ -292,7 +293,7 @@ class Explainer:
             grads, scores = self._tail_gradients[scale](fwd.activations[scale], *stacked)
             return fwd.activations[scale][0].numpy(), grads.numpy(), scores.numpy()
         tail = self.tail(scale, name)
-        if tail is not None and name in fwd.captured:
+        if tail is not None:
             return self._gradients_by_tail(fwd, scale, name, tail, weights, stacked)
         return self._gradients_general(fwd, scale, name, *stacked)
 
@@ -433,7 +434,8 @@ class Explainer:
                 tf.TensorSpec((None, None, None, a), tf.float32),
                 tf.TensorSpec((None, None, None, a, 4), tf.float32),
                 tf.TensorSpec((None, 2), tf.float32),
-            ]
+            ],
+            autograph=False,  # plain Python over the tail's layers: nothing to convert
         )
         def gradients(source, sides, raw_w, score_w, obj_w, box_w, offsets):
             with tf.GradientTape() as tape:
@@ -452,8 +454,13 @@ class Explainer:
         """Gradients through the layer's tail: on crops around each target's cells
         where that is smaller than the map, densely (the map tiled per target) else."""
         run = self._tail_function(scale, layer, tail)
-        source = fwd.captured[layer]
-        sides = [fwd.captured[name] for name in tail.side_inputs]
+        names = (layer, *tail.side_inputs)
+        missing = tuple(n for n in names if n not in fwd.captured)
+        values = dict(fwd.captured)
+        if missing:  # layers no registered method uses by default: one more forward
+            values.update(zip(missing, self._capture(fwd, missing), strict=True))
+        source = values[layer]
+        sides = [values[name] for name in tail.side_inputs]
         n = len(weights)
         acts = source[0].numpy()
         grads = np.zeros((n, *acts.shape), np.float32)

@@ -336,4 +336,5 @@ def _build_batch(explainer: Explainer):
             tf.TensorSpec((None, c), tf.float32),
         ],
         jit_compile=JIT_COMPILE,
+        autograph=False,
     )
