@@ -446,14 +446,41 @@ class Explainer:
                 )
             return tape.gradient(scores, source), scores
 
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((1, None, None, channels(layer)), tf.float32),
+                [tf.TensorSpec((1, None, None, channels(x)), tf.float32) for x in tail.side_inputs],
+                tf.TensorSpec((None, None, None, a * (5 + c)), tf.float32),
+                tf.TensorSpec((None, None, None, a, c), tf.float32),
+                tf.TensorSpec((None, None, None, a), tf.float32),
+                tf.TensorSpec((None, None, None, a, 4), tf.float32),
+            ],
+            autograph=False,
+        )
+        def dense(source, sides, raw_w, score_w, obj_w, box_w):
+            """The whole map: the tail's forward once, then one backward per target
+            (vectorised over the targets' cotangents on the head output)."""
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(source)
+                raw = tail(source, sides)
+                tiled = tf.repeat(raw, tf.shape(raw_w)[0], axis=0)
+                tape.watch(tiled)
+                scores = weighted_score(tiled, head, input_size, raw_w, score_w, obj_w, box_w)
+            cotangents = tape.gradient(scores, tiled)  # (N, h, w, A·(5+C))
+            grads = tf.vectorized_map(
+                lambda cot: tape.gradient(raw, source, output_gradients=cot[None])[0], cotangents
+            )
+            return grads, scores
+
         with self._lock:
-            self._tail_functions.setdefault(key, gradients)
+            self._tail_functions.setdefault(key, (gradients, dense))
             return self._tail_functions[key]
 
     def _gradients_by_tail(self, fwd, scale, layer, tail: Tail, weights, stacked):
-        """Gradients through the layer's tail: on crops around each target's cells
-        where that is smaller than the map, densely (the map tiled per target) else."""
-        run = self._tail_function(scale, layer, tail)
+        """Gradients through the layer's tail: on crops around each target's cells where
+        a crop is under half the map, else on the whole map (one forward of the tail,
+        one backward per target)."""
+        run, run_dense = self._tail_function(scale, layer, tail)
         names = (layer, *tail.side_inputs)
         missing = tuple(n for n in names if n not in fwd.captured)
         values = dict(fwd.captured)
@@ -474,21 +501,18 @@ class Explainer:
             boxes[i] = (rows.min(), cols.min(), rows.max(), cols.max())
         windows: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
         dense: list[int] = []
+        in_h, in_w = self.detector.input_size
         for i in range(n):
             crop = tail.crops(boxes[i : i + 1])
-            if crop is None:
+            # a crop costs its area twice (forward and backward); the whole map costs
+            # its area once per target plus one shared forward
+            if crop is None or 2 * crop.size[0] * crop.size[1] > in_h * in_w:
                 dense.append(i)
             else:
                 windows.setdefault(crop.size, []).append((i, crop.pixels[0]))
         if dense:
             rows_ = np.array(dense)
-            zero = np.zeros((len(dense), 2), np.float32)
-            g, v = run(
-                tf.repeat(source, len(dense), axis=0),
-                [tf.repeat(x, len(dense), axis=0) for x in sides],
-                *(w[rows_] for w in stacked),
-                zero,
-            )
+            g, v = run_dense(source, sides, *(w[rows_] for w in stacked))
             grads[rows_] = g.numpy()
             scores[rows_] = v.numpy()
         head_stride = tail.head_stride

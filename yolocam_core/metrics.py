@@ -709,7 +709,7 @@ def randomised_layers(
                         f"the cascade sanity check cannot isolate head {head.label} from "
                         f"layer {name!r} ({exc}); skip it (yolocam evaluate --no-sanity)"
                     ) from None
-                names += [n for n in tail.layers if n not in names and model.get_layer(n).weights]
+                names += [n for n in tail.layers if n not in names and _has_weights(model, n)]
         return names
     for head in detector.heads:
         layer = model.get_layer(head.cam_layer)
@@ -724,6 +724,13 @@ def randomised_layers(
             layer = parents[0].operation
         names += [head.output_name, layer.name]
     return names
+
+
+def _has_weights(model, name: str) -> bool:
+    try:
+        return bool(model.get_layer(name).weights)
+    except ValueError:  # an operation of the graph, not a layer: nothing to re-initialise
+        return False
 
 
 def randomised_explainer(
