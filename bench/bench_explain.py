@@ -26,7 +26,7 @@ Goals: b/a <= 2, c/a <= 3, d/b >= 10, f/a <= 1.5, g/a <= 2, h/(N·a) <= 0.5.
 
 Usage:
     .venv/bin/python bench/bench_explain.py [--repeats 15] [--warmup 3] [--profile]
-        [--drise-masks 1000] [--drise-batch 8]
+        [--drise-masks 1000] [--drise-batch 4]
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (3)")
     parser.add_argument("--profile", action="store_true", help="cProfile b and c afterwards")
     parser.add_argument("--drise-masks", type=int, default=1000, help="D-RISE masks (1000)")
-    parser.add_argument("--drise-batch", type=int, default=8, help="D-RISE batch size (8)")
+    parser.add_argument("--drise-batch", type=int, default=4, help="D-RISE batch size (4)")
     args = parser.parse_args()
 
     import warnings
