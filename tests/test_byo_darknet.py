@@ -312,7 +312,7 @@ def test_missing_or_wrong_files_are_named(darknet_cfg_dir, tmp_path):
         load_detector(cfg)
     with pytest.raises(ModelFileError, match=r"is a Darknet weights file: give its \.cfg"):
         load_detector(tmp_path / "alone.weights")
-    with pytest.raises(ModelNotFoundError, match="nothing.cfg: no such file"):
+    with pytest.raises(ModelNotFoundError, match=r"nothing\.cfg: no such file"):
         load_detector(tmp_path / "nothing.cfg")
     cfg.write_bytes(b"\x00\x01\x02" * 100)
     with pytest.raises(ConfigError, match="binary file, not a Darknet cfg"):

@@ -229,7 +229,11 @@ def test_seed_matches_the_article_snippet():
     np.testing.assert_allclose(minmax(cam), minmax(ours), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", method_names())
+#: Methods that turn (activations, gradients) into a map (D-RISE works on images).
+MAP_METHODS = method_names()
+
+
+@pytest.mark.parametrize("name", MAP_METHODS)
 def test_output_shape_dtype_and_inputs_untouched(name):
     acts, grads = rng_inputs(5)
     acts_copy, grads_copy = acts.copy(), grads.copy()
@@ -244,7 +248,7 @@ def test_output_shape_dtype_and_inputs_untouched(name):
         assert cam.min() >= 0
 
 
-@pytest.mark.parametrize("name", method_names())
+@pytest.mark.parametrize("name", MAP_METHODS)
 def test_float32_and_float64_inputs_agree(name):
     acts, grads = rng_inputs(6)
     method = get_method(name)
@@ -259,14 +263,14 @@ def test_float32_and_float64_inputs_agree(name):
 # Validation ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", method_names())
+@pytest.mark.parametrize("name", MAP_METHODS)
 def test_activations_must_be_3d(name):
     acts, grads = rng_inputs(7)
     with pytest.raises(ValueError, match=r"\(1, 5, 6, 7\)"):
         get_method(name).compute(acts[None], grads[None])
 
 
-@pytest.mark.parametrize("name", [n for n in method_names() if METHODS[n].needs_gradients])
+@pytest.mark.parametrize("name", [n for n in MAP_METHODS if METHODS[n].needs_gradients])
 def test_gradient_shape_must_match(name):
     acts, grads = rng_inputs(8)
     with pytest.raises(ValueError, match=r"\(5, 6, 7\).*\(5, 6, 3\)"):
@@ -292,8 +296,18 @@ def test_location_methods_have_no_channel_weights():
 
 
 def test_method_names_order():
-    assert method_names() == ["seed", "gradcam", "gradcam++", "hirescam", "layercam", "eigencam"]
-    assert list(METHODS) == method_names()
+    assert method_names(black_box=True) == [
+        "seed",
+        "gradcam",
+        "gradcam++",
+        "hirescam",
+        "layercam",
+        "eigencam",
+        "odam",
+        "drise",
+    ]
+    assert list(METHODS) == method_names(black_box=True)
+    assert method_names() == method_names(black_box=True)[:-1]  # no drise in "all"
 
 
 def test_registry_entries():
@@ -305,8 +319,9 @@ def test_registry_entries():
         assert cls.title
         assert cls.paper.startswith("http")
         assert cls.__doc__ and "Reference" in cls.__doc__
-    assert [n for n, c in METHODS.items() if not c.needs_gradients] == ["eigencam"]
-    assert [n for n, c in METHODS.items() if not c.apply_relu] == ["seed"]
+    assert [n for n, c in METHODS.items() if not c.needs_gradients] == ["eigencam", "drise"]
+    assert [n for n, c in METHODS.items() if not c.apply_relu] == ["seed", "drise"]
+    assert [n for n, c in METHODS.items() if c.black_box] == ["drise"]
 
 
 def test_unknown_method_lists_valid_names():

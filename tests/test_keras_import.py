@@ -26,7 +26,7 @@ from article_reference import article_heatmap
 from keras_models import article_model, make_one_class_fire, small_model
 
 from yolocam_core import load_detector
-from yolocam_core.cams import method_names
+from yolocam_core.cams import get_method, method_names
 from yolocam_core.errors import ModelFileError, UnsafeModelError
 from yolocam_core.explainer import Explainer
 from yolocam_core.models.anchors import anchors_for_heads, parse_anchors, parse_masks
@@ -102,9 +102,17 @@ def test_article_model_every_method_at_three_scales(article_explainers, square_p
     targets = [SeedTarget(), ClassTarget(VOC_CLASSES.index("bus"))]
     for method in method_names():
         varied = []
-        for result in explainer.explain_many(fwd, targets, method=method):
+        # the gradient methods refuse the whole head output (its score has no sign)
+        usable = [t for t in targets if method in ("seed", "eigencam") or t.kind != "seed"]
+        for result in explainer.explain_many(fwd, usable, method=method):
             assert [m.grid_map.shape for m in result.maps] == [(13, 13), (26, 26), (52, 52)]
-            assert [m.layer for m in result.maps] == ARTICLE_LAYERS
+            cam = get_method(method)
+            expected = [
+                "+".join(cam.layers(explainer.detector, s)) for s in range(3)
+            ]  # the head-input layers, ODAM's the neck outputs before them
+            assert [m.layer for m in result.maps] == expected
+            if method != "odam":
+                assert expected == ARTICLE_LAYERS
             for m in result.maps:
                 assert m.heatmap.shape == square_photo.shape[:2]
                 assert np.isfinite(m.grid_map).all(), (method, m.label)
@@ -112,7 +120,7 @@ def test_article_model_every_method_at_three_scales(article_explainers, square_p
                 varied.append(m.grid_map.std() > 0)
         # Random weights: a ReLU'd map may be all zero for some target and scale; the
         # methods without ReLU never are.
-        assert all(varied) if method in ("seed", "eigencam") else sum(varied) >= 3, method
+        assert all(varied) if method in ("seed", "eigencam") else sum(varied) >= 2, method
 
 
 @pytest.mark.parametrize("fmt", ["h5", "keras"])

@@ -18,19 +18,25 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from yolocam_core.cams import get_method
+from yolocam_core.cams import CamMethod, get_method, method_layers
 from yolocam_core.detector import Detection, Detector, Letterbox
 from yolocam_core.errors import YolocamError
 from yolocam_core.images import load_image
 from yolocam_core.keras_internals import ancestor_names, consumer_names
-from yolocam_core.targets import ScoreContext, Target, weighted_score
+from yolocam_core.tails import Tail
+from yolocam_core.targets import ScoreContext, Target, TargetWeights, weighted_score
+
+#: A progress callback: ``progress(done, total)`` (e.g. masks done of all masks).
+Progress = Callable[[int, int], None]
+#: Targets whose gradients are held at once (bounds memory for deep layers).
+TARGET_CHUNK = 16
 
 #: Normalisations: ``"auto"`` is ``"shared"`` for detection and class targets (scales
 #: compare honestly) and ``"per-map"`` for the article's whole-output target.
@@ -133,6 +139,8 @@ class Forward:
         raws: per scale, (1, h_s, w_s, A·(5+C)) raw head output.
         decoded: per scale, numpy (boxes (1, h, w, A, 4), objectness (1, h, w, A),
             scores (1, h, w, A, C)) as :meth:`Detector.predict` returns them.
+        captured: (1, h, w, K) outputs of every layer the registered methods explain at
+            by default (and of the layers their tails read), by layer name.
     """
 
     image: np.ndarray
@@ -141,6 +149,7 @@ class Forward:
     activations: tuple[tf.Tensor, ...]
     raws: tuple[tf.Tensor, ...]
     decoded: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+    captured: Mapping[str, tf.Tensor] = field(default_factory=dict)
 
 
 class Explainer:
@@ -160,33 +169,49 @@ class Explainer:
     def __init__(self, detector: Detector):
         self.detector = detector
         model = detector.keras_model
+        n = len(detector.heads)
         self._cam_layers = tuple(h.cam_layer for h in detector.heads)
         self._tails = tuple(model.get_layer(h.output_name) for h in detector.heads)
         self._tail_exact = tuple(
             _feeds_only(model, h.cam_layer, h.output_name) for h in detector.heads
         )
+        self._num_heads = n
+        self._lock = threading.Lock()
+        self._gradient_models: dict[tuple[int, str], keras.Model] = {}
+        self._layer_tails: dict[tuple[int, str], Tail | None] = {}
+        self._tail_functions: dict[tuple[int, str], Callable] = {}
+        self._capture_models: dict[tuple[str, ...], Callable] = {}
+        # Layers the registered methods explain at by default, with what their tails read.
+        captured: list[str] = []
+        for scale in range(n):
+            for name in method_layers(detector, scale):
+                if name == self._cam_layers[scale] or name in captured:
+                    continue
+                tail = self.tail(scale, name)
+                if tail is None:
+                    continue
+                captured += [x for x in (name, *tail.side_inputs) if x not in captured]
+        self._captured = tuple(captured)
         features = keras.Model(
             model.inputs,
-            [model.get_layer(name).output for name in self._cam_layers] + list(model.outputs),
+            [model.get_layer(name).output for name in self._cam_layers]
+            + [model.get_layer(name).output for name in self._captured]
+            + list(model.outputs),
             name=f"{model.name}_features",
         )
-        n = len(detector.heads)
+        k = len(self._captured)
 
         def run_features(x):
             outs = features(x, training=False)
-            decoded = [
-                (d["boxes"], d["objectness"], d["scores"]) for d in detector.decode(outs[n:])
-            ]
-            return tuple(outs[:n]), tuple(outs[n:]), tuple(decoded)
+            raws = outs[n + k :]
+            decoded = [(d["boxes"], d["objectness"], d["scores"]) for d in detector.decode(raws)]
+            return tuple(outs[:n]), tuple(outs[n : n + k]), tuple(raws), tuple(decoded)
 
         self._features = tf.function(
             run_features,
             input_signature=[tf.TensorSpec((None, *detector.input_size, 3), tf.float32)],
         )
         self._tail_gradients = tuple(self._compile_tail(scale) for scale in range(n))
-        self._num_heads = n
-        self._gradient_models: dict[tuple[int, str], keras.Model] = {}
-        self._lock = threading.Lock()
 
     # -- forward ---------------------------------------------------------------------
 
@@ -194,9 +219,11 @@ class Explainer:
         """Run the compiled forward pass once: activations and raw outputs of all scales."""
         image = load_image(image)
         tensor, letterbox = self.detector.preprocess(image)
-        acts, raws, decoded = self._features(tf.constant(tensor))
+        acts, extra, raws, decoded = self._features(tf.constant(tensor))
         decoded = tuple(tuple(t.numpy() for t in head) for head in decoded)
-        return Forward(image, letterbox, tensor, tuple(acts), tuple(raws), decoded)
+        captured = dict(zip(self._cam_layers, acts, strict=True))
+        captured.update(zip(self._captured, extra, strict=True))
+        return Forward(image, letterbox, tensor, tuple(acts), tuple(raws), decoded, captured)
 
     def detect(
         self, fwd: Forward, score_threshold: float = 0.25, iou_threshold: float = 0.45
@@ -209,6 +236,23 @@ class Explainer:
     def layer_for(self, scale: int, layer: str | None = None) -> str:
         return layer or self._cam_layers[scale]
 
+    def tail(self, scale: int, layer: str) -> Tail | None:
+        """The cached :class:`~yolocam_core.tails.Tail` from ``layer`` to head ``scale``,
+        or None when the model's graph does not let one be isolated."""
+        key = (scale, layer)
+        with self._lock:
+            if key not in self._layer_tails:
+                try:
+                    self._layer_tails[key] = Tail(
+                        self.detector.keras_model,
+                        layer,
+                        self.detector.heads[scale].output_name,
+                        self.detector.input_size,
+                    )
+                except (YolocamError, ValueError, AttributeError, IndexError):
+                    self._layer_tails[key] = None
+            return self._layer_tails[key]
+
     def gradients(
         self,
         fwd: Forward,
@@ -218,6 +262,13 @@ class Explainer:
         need_gradients: bool = True,
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Activations and per-target gradients at one scale's layer.
+
+        Three exact ways, fastest first: the head's final convolution alone (the
+        default layer, when it feeds nothing else); the layer's :class:`Tail` run on
+        crops around each target's cells (or densely, for targets spread over the grid;
+        a layer the forward did not capture costs one more compiled forward); a tape
+        through the whole network when no tail can be isolated. All three equal a tape
+        through the whole network.
 
         Args:
             fwd: from :meth:`forward`.
@@ -231,16 +282,56 @@ class Explainer:
         """
         self._check_scale(scale)
         head = self.detector.heads[scale]
-        ctx = ScoreContext(head, self.detector.input_size, fwd.letterbox, fwd.decoded[scale][0][0])
-        raw_w, score_w = self._stack_weights([t.weights(ctx) for t in targets], head)
+        weights = self._target_weights(fwd, targets, scale)
+        stacked = self._stack_weights(weights, head)
         default_layer = layer is None or layer == self._cam_layers[scale]
-        if default_layer and not need_gradients:
-            values = self._weighted_values(fwd, scale, raw_w, score_w)
-            return fwd.activations[scale][0].numpy(), None, values
+        name = self.layer_for(scale, layer)
+        if not need_gradients:
+            values = self._weighted_values(fwd, scale, *stacked)
+            return self._activations(fwd, name)[0].numpy(), None, values
         if default_layer and self._tail_exact[scale]:
-            grads, scores = self._tail_gradients[scale](fwd.activations[scale], raw_w, score_w)
+            grads, scores = self._tail_gradients[scale](fwd.activations[scale], *stacked)
             return fwd.activations[scale][0].numpy(), grads.numpy(), scores.numpy()
-        return self._gradients_general(fwd, scale, self.layer_for(scale, layer), raw_w, score_w)
+        tail = self.tail(scale, name)
+        if tail is not None:
+            return self._gradients_by_tail(fwd, scale, name, tail, weights, stacked)
+        return self._gradients_general(fwd, scale, name, *stacked)
+
+    def _target_weights(self, fwd: Forward, targets: Sequence[Target], scale: int):
+        head = self.detector.heads[scale]
+        ctx = ScoreContext(head, self.detector.input_size, fwd.letterbox, fwd.decoded[scale][0][0])
+        return [t.weights(ctx) for t in targets]
+
+    def _activations(self, fwd: Forward, layer: str) -> tf.Tensor:
+        """(1, h, w, K) output of ``layer`` for this forward (captured, or computed)."""
+        if layer in fwd.captured:
+            return fwd.captured[layer]
+        return self._capture(fwd, (layer,))[0]
+
+    def _capture(self, fwd: Forward, layers: tuple[str, ...]) -> tuple[tf.Tensor, ...]:
+        """Outputs of layers the forward did not capture (one more compiled forward)."""
+        with self._lock:
+            if layers not in self._capture_models:
+                model = self.detector.keras_model
+                outs = []
+                for name in layers:
+                    try:
+                        outs.append(model.get_layer(name).output)
+                    except ValueError:
+                        raise YolocamError(
+                            f"no layer named {name!r} in the model; see the Model page or "
+                            "Detector.keras_model.summary() for layer names"
+                        ) from None
+                sub = keras.Model(model.inputs, outs)
+                self._capture_models[layers] = tf.function(
+                    lambda x, sub=sub: sub(x, training=False),
+                    input_signature=[
+                        tf.TensorSpec((None, *self.detector.input_size, 3), tf.float32)
+                    ],
+                )
+            run = self._capture_models[layers]
+        outs = run(tf.constant(fwd.tensor))
+        return tuple(outs) if isinstance(outs, list | tuple) else (outs,)
 
     def scores(self, fwd: Forward, targets: Sequence[Target]) -> np.ndarray:
         """Every target's score at every head, from the forward pass alone.
@@ -250,38 +341,48 @@ class Explainer:
         """
         out = np.zeros((len(targets), self._num_heads), np.float32)
         for scale, head in enumerate(self.detector.heads):
-            ctx = ScoreContext(
-                head, self.detector.input_size, fwd.letterbox, fwd.decoded[scale][0][0]
-            )
-            raw_w, score_w = self._stack_weights([t.weights(ctx) for t in targets], head)
-            out[:, scale] = self._weighted_values(fwd, scale, raw_w, score_w)
+            weights = self._target_weights(fwd, targets, scale)
+            out[:, scale] = self._weighted_values(fwd, scale, *self._stack_weights(weights, head))
         return out
 
-    @staticmethod
-    def _weighted_values(fwd: Forward, scale: int, raw_w, score_w) -> np.ndarray:
+    def _weighted_values(self, fwd: Forward, scale: int, raw_w, score_w, obj_w, box_w):
         """(N,) scores of stacked weights (see :func:`weighted_score`), in NumPy."""
-        raw, scores = fwd.raws[scale].numpy(), fwd.decoded[scale][2]
-        values = np.einsum("bhwc,nhwc->n", raw, raw_w) + np.einsum(
-            "bhwak,nhwak->n", scores, score_w
+        raw = fwd.raws[scale].numpy()
+        boxes, objectness, scores = fwd.decoded[scale]
+        in_h, in_w = self.detector.input_size
+        boxes_px = boxes * np.array([in_w, in_h, in_w, in_h], np.float32)
+        values = (
+            np.einsum("bhwc,nhwc->n", raw, raw_w)
+            + np.einsum("bhwak,nhwak->n", scores, score_w)
+            + np.einsum("bhwa,nhwa->n", objectness, obj_w)
+            + np.einsum("bhwak,nhwak->n", boxes_px, box_w)
         )
         return values.astype(np.float32)
 
     @staticmethod
-    def _stack_weights(weights, head) -> tuple[np.ndarray, np.ndarray]:
-        """Per-target weights -> raw (N, h, w, A·(5+C)) and scores (N, h, w, A, C)."""
+    def _stack_weights(weights: Sequence[TargetWeights], head) -> tuple[np.ndarray, ...]:
+        """Per-target weights -> raw (N, h, w, A·(5+C)), scores (N, h, w, A, C),
+        objectness (N, h, w, A) and boxes (N, h, w, A, 4)."""
         h, w = head.grid
         a, c = head.num_anchors, head.num_classes
-        raw_w = np.zeros((len(weights), h, w, a * (5 + c)), np.float32)
-        score_w = np.zeros((len(weights), h, w, a, c), np.float32)
+        n = len(weights)
+        raw_w = np.zeros((n, h, w, a * (5 + c)), np.float32)
+        score_w = np.zeros((n, h, w, a, c), np.float32)
+        obj_w = np.zeros((n, h, w, a), np.float32)
+        box_w = np.zeros((n, h, w, a, 4), np.float32)
         for i, tw in enumerate(weights):
             if tw.raw is not None:
                 raw_w[i] = tw.raw
             if tw.scores is not None:
                 score_w[i] = tw.scores
-        return raw_w, score_w
+            if tw.objectness is not None:
+                obj_w[i] = tw.objectness
+            if tw.boxes is not None:
+                box_w[i] = tw.boxes
+        return raw_w, score_w, obj_w, box_w
 
     def _compile_tail(self, scale: int):
-        """Compiled (acts (1,h,w,K), raw_w, score_w) -> (grads (N,h,w,K), scores (N,))."""
+        """Compiled (acts (1,h,w,K), weights...) -> (grads (N,h,w,K), scores (N,))."""
         head = self.detector.heads[scale]
         tail = self._tails[scale]
         input_size = self.detector.input_size
@@ -294,25 +395,161 @@ class Explainer:
                 tf.TensorSpec((1, h, w, k), tf.float32),
                 tf.TensorSpec((None, h, w, a * (5 + c)), tf.float32),
                 tf.TensorSpec((None, h, w, a, c), tf.float32),
+                tf.TensorSpec((None, h, w, a), tf.float32),
+                tf.TensorSpec((None, h, w, a, 4), tf.float32),
             ]
         )
-        def tail_gradients(acts, raw_w, score_w):
+        def tail_gradients(acts, raw_w, score_w, obj_w, box_w):
             tiled = tf.repeat(acts, tf.shape(raw_w)[0], axis=0)
             with tf.GradientTape() as tape:
                 tape.watch(tiled)
-                scores = weighted_score(tail(tiled), head, input_size, raw_w, score_w)
+                scores = weighted_score(tail(tiled), head, input_size, raw_w, score_w, obj_w, box_w)
             return tape.gradient(scores, tiled), scores
 
         return tail_gradients
 
-    def _gradients_general(self, fwd, scale, layer, raw_w, score_w):
+    def _tail_function(self, scale: int, layer: str, tail: Tail) -> Callable:
+        """Compiled gradient of stacked targets through a :class:`Tail`, any crop size."""
+        key = (scale, layer)
+        with self._lock:
+            if key in self._tail_functions:
+                return self._tail_functions[key]
+        head = self.detector.heads[scale]
+        model = self.detector.keras_model
+        input_size = self.detector.input_size
+        a, c = head.num_anchors, head.num_classes
+
+        def channels(name):
+            return int(model.get_layer(name).output.shape[-1])
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((None, None, None, channels(layer)), tf.float32),
+                [
+                    tf.TensorSpec((None, None, None, channels(x)), tf.float32)
+                    for x in tail.side_inputs
+                ],
+                tf.TensorSpec((None, None, None, a * (5 + c)), tf.float32),
+                tf.TensorSpec((None, None, None, a, c), tf.float32),
+                tf.TensorSpec((None, None, None, a), tf.float32),
+                tf.TensorSpec((None, None, None, a, 4), tf.float32),
+                tf.TensorSpec((None, 2), tf.float32),
+            ],
+            autograph=False,  # plain Python over the tail's layers: nothing to convert
+        )
+        def gradients(source, sides, raw_w, score_w, obj_w, box_w, offsets):
+            with tf.GradientTape() as tape:
+                tape.watch(source)
+                raw = tail(source, sides)
+                scores = weighted_score(
+                    raw, head, input_size, raw_w, score_w, obj_w, box_w, offsets
+                )
+            return tape.gradient(scores, source), scores
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((1, None, None, channels(layer)), tf.float32),
+                [tf.TensorSpec((1, None, None, channels(x)), tf.float32) for x in tail.side_inputs],
+                tf.TensorSpec((None, None, None, a * (5 + c)), tf.float32),
+                tf.TensorSpec((None, None, None, a, c), tf.float32),
+                tf.TensorSpec((None, None, None, a), tf.float32),
+                tf.TensorSpec((None, None, None, a, 4), tf.float32),
+            ],
+            autograph=False,
+        )
+        def dense(source, sides, raw_w, score_w, obj_w, box_w):
+            """The whole map: the tail's forward once, then one backward per target
+            (vectorised over the targets' cotangents on the head output)."""
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(source)
+                raw = tail(source, sides)
+                tiled = tf.repeat(raw, tf.shape(raw_w)[0], axis=0)
+                tape.watch(tiled)
+                scores = weighted_score(tiled, head, input_size, raw_w, score_w, obj_w, box_w)
+            cotangents = tape.gradient(scores, tiled)  # (N, h, w, A·(5+C))
+            grads = tf.vectorized_map(
+                lambda cot: tape.gradient(raw, source, output_gradients=cot[None])[0], cotangents
+            )
+            return grads, scores
+
+        with self._lock:
+            self._tail_functions.setdefault(key, (gradients, dense))
+            return self._tail_functions[key]
+
+    def _gradients_by_tail(self, fwd, scale, layer, tail: Tail, weights, stacked):
+        """Gradients through the layer's tail: on crops around each target's cells where
+        a crop is under half the map, else on the whole map (one forward of the tail,
+        one backward per target)."""
+        run, run_dense = self._tail_function(scale, layer, tail)
+        names = (layer, *tail.side_inputs)
+        missing = tuple(n for n in names if n not in fwd.captured)
+        values = dict(fwd.captured)
+        if missing:  # layers no registered method uses by default: one more forward
+            values.update(zip(missing, self._capture(fwd, missing), strict=True))
+        source = values[layer]
+        sides = [values[name] for name in tail.side_inputs]
+        n = len(weights)
+        acts = source[0].numpy()
+        grads = np.zeros((n, *acts.shape), np.float32)
+        scores = np.zeros(n, np.float32)
+        boxes = np.zeros((n, 4), np.int64)
+        for i, tw in enumerate(weights):
+            rows, cols = np.nonzero(tw.support())
+            if rows.size == 0:  # a target with no weight at this scale: zero gradient
+                boxes[i] = (0, 0, 0, 0)
+                continue
+            boxes[i] = (rows.min(), cols.min(), rows.max(), cols.max())
+        windows: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+        dense: list[int] = []
+        in_h, in_w = self.detector.input_size
+        for i in range(n):
+            crop = tail.crops(boxes[i : i + 1])
+            # a crop costs its area twice (forward and backward); the whole map costs
+            # its area once per target plus one shared forward
+            if crop is None or 2 * crop.size[0] * crop.size[1] > in_h * in_w:
+                dense.append(i)
+            else:
+                windows.setdefault(crop.size, []).append((i, crop.pixels[0]))
+        if dense:
+            rows_ = np.array(dense)
+            g, v = run_dense(source, sides, *(w[rows_] for w in stacked))
+            grads[rows_] = g.numpy()
+            scores[rows_] = v.numpy()
+        head_stride = tail.head_stride
+        for size, members in windows.items():
+            rows_ = np.array([i for i, _ in members])
+            pixels = np.stack([p for _, p in members])
+            crop = _crop_of(pixels, size)
+            src_o, (sh, sw) = crop.cells(tail.source_stride)
+            src = _gather(source, src_o, (sh, sw))
+            side_crops = []
+            for x, stride in zip(sides, tail.side_strides, strict=True):
+                o, (ch, cw) = crop.cells(stride)
+                side_crops.append(_gather(x, o, (ch, cw)))
+            ho, (hh, hw) = crop.cells(head_stride)
+            cropped = [
+                np.stack(
+                    [w[i, r : r + hh, c : c + hw] for i, (r, c) in zip(rows_, ho, strict=True)]
+                )
+                for w in stacked
+            ]
+            g, v = run(src, side_crops, *cropped, ho.astype(np.float32))
+            g = g.numpy()
+            for j, (i, (r, c)) in enumerate(zip(rows_, src_o, strict=True)):
+                grads[i, r : r + sh, c : c + sw] = g[j]
+            scores[rows_] = v.numpy()
+        return acts, grads, scores
+
+    def _gradients_general(self, fwd, scale, layer, raw_w, score_w, obj_w, box_w):
         """Tape through ``image -> [layer, head]``, the image repeated once per target."""
         model = self.gradient_model(scale, layer)
         head = self.detector.heads[scale]
         x = tf.repeat(tf.constant(fwd.tensor), raw_w.shape[0], axis=0)
         with tf.GradientTape() as tape:
             acts, raw = model(x, training=False)
-            scores = weighted_score(raw, head, self.detector.input_size, raw_w, score_w)
+            scores = weighted_score(
+                raw, head, self.detector.input_size, raw_w, score_w, obj_w, box_w
+            )
         grads = tape.gradient(scores, acts)
         if grads is None:
             raise YolocamError(
@@ -369,66 +606,111 @@ class Explainer:
         self,
         image: np.ndarray | str | bytes | Forward,
         target: Target,
-        method: str = "gradcam",
+        method: str | CamMethod | None = None,
         scales: Sequence[int] | None = None,
         layer: str | Mapping[int, str] | None = None,
         norm: str = "auto",
+        progress: Progress | None = None,
     ) -> Explanation:
         """Explain one target at the requested scales (default: all).
 
         Args:
             image: (H, W, 3) uint8 RGB, a path or bytes, or a :class:`Forward`.
             target: what to explain.
-            method: a name from :func:`yolocam_core.cams.method_names`.
+            method: a name from :func:`yolocam_core.cams.method_names`, or a configured
+                method instance such as ``DRise(masks=500, seed=1)``; None =
+                ``"gradcam"``, or ``"seed"`` when every target is the whole head output
+                (the only target Grad-CAM refuses).
             scales: head indices; None = all.
             layer: another layer for a scale: a name (only with one scale) or
-                {scale: name}.
+                {scale: name}; replaces the method's own layers (expert option).
             norm: ``"shared"`` (one min–max over all explained scales, so they compare
                 honestly), ``"per-map"`` (min–max per map, as the article) or
-                ``"auto"`` (shared, but per map for :class:`SeedTarget`).
+                ``"auto"`` (shared, but per map for :class:`SeedTarget` and box
+                coordinates, whose scores are not strengths).
+            progress: ``progress(done, total)`` while the maps are computed (masks for
+                D-RISE, scales for the gradient methods).
 
         Returns:
             An :class:`Explanation` with one :class:`ScaleMap` per scale.
+
+        Raises:
+            YolocamError: the method cannot give a meaningful map of this target (the
+                message says what to use instead).
         """
-        return self.explain_many(image, [target], method, scales, layer, norm)[0]
+        return self.explain_many(image, [target], method, scales, layer, norm, progress)[0]
 
     def explain_many(
         self,
         image: np.ndarray | str | bytes | Forward,
         targets: Sequence[Target],
-        method: str = "gradcam",
+        method: str | CamMethod | None = None,
         scales: Sequence[int] | None = None,
         layer: str | Mapping[int, str] | None = None,
         norm: str = "auto",
+        progress: Progress | None = None,
     ) -> list[Explanation]:
-        """Explain many targets from one forward pass (one backward per scale for all).
+        """Explain many targets from one forward pass (one backward per scale for all;
+        for D-RISE, one set of masked forwards for all).
 
         Each explanation also carries every head's score for its target
         (``scale_scores``) and each map's share of it, so that a weak scale is never
         mistaken for a confident one (see :attr:`ScaleMap.weak`).
         """
+        if method is None:
+            method = "seed" if targets and all(t.kind == "seed" for t in targets) else "gradcam"
         cam = get_method(method)
         _check_norm(norm)
+        for target in targets:
+            cam.check_target(target)
         fwd = image if isinstance(image, Forward) else self.forward(image)
         scales = list(range(self._num_heads)) if scales is None else list(scales)
         if not scales:
             raise ValueError("scales is empty; pass None for all scales")
         layers = self._layers_by_scale(scales, layer)
-        per_target: list[list[tuple[int, str, np.ndarray, float]]] = [[] for _ in targets]
-        for scale in scales:
-            acts, grads, scores = self.gradients(
-                fwd, targets, scale, layers.get(scale), cam.needs_gradients
-            )
-            for i in range(len(targets)):
-                grid_map = cam.compute(acts, None if grads is None else grads[i])
-                per_target[i].append(
-                    (scale, self.layer_for(scale, layers.get(scale)), grid_map, float(scores[i]))
-                )
+        per_target: list[list[tuple[int, str, np.ndarray]]] = [[] for _ in targets]
+        if cam.black_box:
+            if layers:
+                raise YolocamError(f"{cam.name} works on the image; it takes no layer=")
+            self._black_box_maps(cam, fwd, targets, scales, per_target, progress)
+        else:
+            for done, scale in enumerate(scales, 1):
+                names = (layers[scale],) if scale in layers else cam.layers(self.detector, scale)
+                label = "+".join(names)
+                for start in range(0, len(targets), TARGET_CHUNK):
+                    chunk = targets[start : start + TARGET_CHUNK]
+                    per_layer = [
+                        self.gradients(fwd, chunk, scale, name, cam.needs_gradients)
+                        for name in names
+                    ]
+                    for i in range(len(chunk)):
+                        maps = [
+                            cam.compute(acts, None if grads is None else grads[i])
+                            for acts, grads, _ in per_layer
+                        ]
+                        per_target[start + i].append((scale, label, cam.combine(maps)))
+                if progress is not None:
+                    progress(done, len(scales))
         all_scores = self.scores(fwd, targets)
         return [
-            self._finish(fwd, target, method, resolve_norm(norm, target), items, row)
+            self._finish(fwd, target, cam.name, resolve_norm(norm, target), items, row)
             for target, items, row in zip(targets, per_target, all_scores, strict=True)
         ]
+
+    def _black_box_maps(self, cam, fwd, targets, scales, per_target, progress) -> None:
+        """D-RISE maps (per head) of every target, from one set of masks."""
+        result = cam.saliency(self, fwd, [t.detection for t in targets], progress)
+        label = f"input ({cam.describe()})"
+        for i in range(len(targets)):
+            for scale in scales:
+                per_target[i].append((scale, label, result.per_head[i, scale]))
+
+    def compiled(self, key, build: Callable[[], Callable]) -> Callable:
+        """A compiled function built once per explainer (e.g. D-RISE's batch)."""
+        with self._lock:
+            if key not in self._capture_models:
+                self._capture_models[key] = build()
+            return self._capture_models[key]
 
     def heatmaps(
         self, grid_maps: Sequence[np.ndarray], letterbox: Letterbox, norm: str = "per-map"
@@ -465,8 +747,8 @@ class Explainer:
         return dataclasses.replace(explanation, maps=maps)
 
     def _finish(self, fwd, target, method, norm, items, scale_scores) -> Explanation:
-        heatmaps = self.heatmaps([grid_map for _, _, grid_map, _ in items], fwd.letterbox, norm)
-        relative, share = score_shares(scale_scores, signed=target.kind == "seed")
+        heatmaps = self.heatmaps([grid_map for _, _, grid_map in items], fwd.letterbox, norm)
+        relative, share = score_shares(scale_scores, signed=not target.comparable)
         maps = tuple(
             ScaleMap(
                 scale=scale,
@@ -478,7 +760,7 @@ class Explainer:
                 relative=None if relative is None else relative[scale],
                 share=None if share is None else share[scale],
             )
-            for (scale, layer, grid_map, _), heatmap in zip(items, heatmaps, strict=True)
+            for (scale, layer, grid_map), heatmap in zip(items, heatmaps, strict=True)
         )
         own = getattr(target, "detection", None)
         return Explanation(
@@ -537,11 +819,13 @@ def _check_norm(norm: str) -> None:
 
 def resolve_norm(norm: str, target: Target) -> str:
     """``"auto"`` -> ``"per-map"`` for the whole-head-output target (the article's
-    view), ``"shared"`` for detection and class targets; other values unchanged."""
+    view) and for box coordinates (their per-scale scores are positions, not
+    strengths), ``"shared"`` for the class score and objectness of detection and class
+    targets; other values unchanged."""
     _check_norm(norm)
     if norm != "auto":
         return norm
-    return "per-map" if target.kind == "seed" else "shared"
+    return "shared" if target.comparable else "per-map"
 
 
 def score_shares(
@@ -551,7 +835,8 @@ def score_shares(
 
     Args:
         scale_scores: (S,) the target's score at every head.
-        signed: the score has no sign (the whole-head-output sum): no shares.
+        signed: the score is no strength (the whole-head-output sum, a box
+            coordinate): no shares.
 
     Returns:
         (relative, share), each (S,) or None when ``signed`` or every score is <= 0.
@@ -582,3 +867,16 @@ def _feeds_only(model: keras.Model, layer_name: str, consumer_name: str) -> bool
     if not isinstance(consumer, keras.layers.Conv2D):
         return False
     return consumers == {consumer_name}
+
+
+def _crop_of(pixels: np.ndarray, size: tuple[int, int]):
+    from yolocam_core.tails import TailCrop
+
+    return TailCrop(np.asarray(pixels, np.int64), size)
+
+
+def _gather(values: tf.Tensor, origins: np.ndarray, size: tuple[int, int]) -> tf.Tensor:
+    """(1, H, W, K) -> (N, h, w, K): the windows at ``origins`` (N, 2) of ``size``."""
+    h, w = size
+    full = values[0]
+    return tf.stack([full[r : r + h, c : c + w] for r, c in origins.tolist()])

@@ -49,6 +49,20 @@ def node_outputs(node) -> list:
     return list(node.output_tensors)
 
 
+def input_node(tensor):
+    """The graph node that produced a symbolic Keras tensor, or None for a model input."""
+    operation, node_index, _ = tensor._keras_history
+    if operation is None or not operation._inbound_nodes:
+        return None
+    node = operation._inbound_nodes[node_index]
+    return None if node.is_input else node
+
+
+def call_count(layer) -> int:
+    """How many times ``layer`` is called in the graphs it belongs to."""
+    return len(layer._inbound_nodes)
+
+
 def parent_layers(layer, call: int = 0) -> list:
     """The layers (or operations) whose outputs feed ``layer``'s ``call``-th call."""
     return [parent.operation for parent in layer._inbound_nodes[call].parent_nodes]

@@ -1,5 +1,7 @@
-"""Metrics of explanation quality: pointing game, energy in box, deletion / insertion,
-the random-map baseline and the model-randomisation sanity check.
+"""Metrics of explanation quality: pointing game, instance hit, energy in box,
+deletion / insertion, the random-map baseline, agreement with D-RISE, the map's
+support, and the model-randomisation sanity check (last two layers or Adebayo's
+cascade).
 
 Maps are (H, W) heatmaps at image resolution (``ScaleMap.heatmap``), boxes are
 (x1, y1, x2, y2) in image pixels; pixel (row, col) covers [col, col+1) × [row, row+1)
@@ -18,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +30,7 @@ import numpy as np
 from yolocam_core.errors import YolocamError
 
 if TYPE_CHECKING:  # keep ``import yolocam_core.metrics`` light for the pure metrics
+    from yolocam_core.cams import CamMethod
     from yolocam_core.detector import Detection, Detector
     from yolocam_core.explainer import Explainer
 
@@ -100,6 +103,81 @@ def pointing_game(heatmap: np.ndarray, box_xyxy: Sequence[float], tolerance: flo
     dx = max(x1 - x, 0.0, x - x2)
     dy = max(y1 - y, 0.0, y - y2)
     return bool(np.hypot(dx, dy) <= tolerance)
+
+
+def instance_hit(
+    heatmap: np.ndarray,
+    box_xyxy: Sequence[float],
+    other_boxes: Sequence[Sequence[float]] = (),
+) -> bool:
+    """Instance pointing game: is the map's peak inside the detection's own box and
+    outside every other detected box of the same class?
+
+    A class-discriminative map (Grad-CAM) often peaks on the most confident instance
+    of the class, whichever box was asked about: it then hits the pointing game of
+    that other box but not this test.
+
+    Args:
+        heatmap: (H, W) map at image resolution.
+        box_xyxy: (x1, y1, x2, y2) of the explained detection, image pixels.
+        other_boxes: the boxes of the image's other detections of the same class.
+
+    Returns:
+        True when the peak (first maximum, row-major; pixel centre) is inside
+        ``box_xyxy`` and inside none of ``other_boxes``; a constant map never hits.
+    """
+    heatmap = _check_map(heatmap)
+    if not pointing_game(heatmap, box_xyxy):
+        return False
+    row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    x, y = col + 0.5, row + 0.5
+    for box in other_boxes:
+        x1, y1, x2, y2 = (float(v) for v in box)
+        if x1 <= x <= x2 and y1 <= y <= y2:
+            return False
+    return True
+
+
+def same_class_others(detections: Sequence[Detection], index: int) -> list:
+    """The boxes of the detections of ``detections[index]``'s class, but itself."""
+    det = detections[index]
+    return [
+        d.box_xyxy for k, d in enumerate(detections) if k != index and d.class_id == det.class_id
+    ]
+
+
+def support_fraction(grid_map: np.ndarray) -> float:
+    """The share of a raw map's cells that are above zero (its support).
+
+    A map whose support is fixed by the architecture (one cell, a cell's
+    neighbourhood) is small here whatever the image.
+    """
+    grid_map = _check_map(grid_map)
+    return float((grid_map > 0).mean())
+
+
+def agreement(grid_map: np.ndarray, reference: np.ndarray) -> float:
+    """Spearman ρ of a map with a reference map of the same detection (D-RISE's).
+
+    Both maps cover the network input. The reference (D-RISE: stride 4, e.g. 104×104)
+    is brought to the map's grid by area averaging (the mean of the reference over
+    each cell), and ranks are compared there, on the map's own resolution (ties get
+    their average rank, as in :func:`rank_correlation`).
+
+    Args:
+        grid_map: (h, w) raw map (``ScaleMap.grid_map``).
+        reference: (H, W) raw reference map on the same network input, H >= h.
+
+    Returns:
+        ρ in [−1, 1]; NaN when either map is constant.
+    """
+    grid_map = _check_map(grid_map)
+    reference = _check_map(reference).astype(np.float32)
+    if reference.shape != grid_map.shape:
+        reference = cv2.resize(
+            reference, (grid_map.shape[1], grid_map.shape[0]), interpolation=cv2.INTER_AREA
+        )
+    return rank_correlation(grid_map, reference)
 
 
 def energy_pointing_game(heatmap: np.ndarray, box_xyxy: Sequence[float]) -> float:
@@ -588,19 +666,53 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def randomised_layers(detector: Detector) -> list[str]:
-    """Per head, the head's final convolution and the convolution that produces its CAM
-    layer: the layers :func:`randomised_explainer` re-initialises.
+#: Model randomisations (see :func:`randomised_explainer`).
+RANDOMISATIONS = ("last-two", "cascade")
+
+
+def randomised_layers(
+    detector: Detector,
+    mode: str = "last-two",
+    layers: Mapping[int, Sequence[str]] | None = None,
+) -> list[str]:
+    """The layers :func:`randomised_explainer` re-initialises.
+
+    Args:
+        detector: the model.
+        mode: ``"last-two"``: per head, the head's final convolution and the
+            convolution that produces its CAM layer; ``"cascade"``: per head, every
+            layer between the explained layer and the head output (Adebayo et al.'s
+            cascade down to the explained layer).
+        layers: for ``"cascade"``, the explained layers per head (several: the
+            deepest reach counts); default the heads' CAM layers.
 
     Raises:
-        YolocamError: no single chain of layers leads from a convolution to a CAM layer.
+        YolocamError: no single chain of layers leads from a convolution to a CAM
+            layer (last-two), or a head's tail cannot be isolated (cascade).
     """
     import keras
 
+    if mode not in RANDOMISATIONS:
+        raise ValueError(f"mode must be one of {', '.join(RANDOMISATIONS)}; got {mode!r}")
     from yolocam_core.keras_internals import parent_layers
 
     model = detector.keras_model
-    names = []
+    names: list[str] = []
+    if mode == "cascade":
+        from yolocam_core.tails import Tail
+
+        for head in detector.heads:
+            chosen = (layers or {}).get(head.index, (head.cam_layer,))
+            for name in chosen:
+                try:
+                    tail = Tail(model, name, head.output_name, detector.input_size)
+                except YolocamError as exc:
+                    raise YolocamError(
+                        f"the cascade sanity check cannot isolate head {head.label} from "
+                        f"layer {name!r} ({exc}); skip it (yolocam evaluate --no-sanity)"
+                    ) from None
+                names += [n for n in tail.layers if n not in names and _has_weights(model, n)]
+        return names
     for head in detector.heads:
         layer = model.get_layer(head.cam_layer)
         while not isinstance(layer, keras.layers.Conv2D):
@@ -616,23 +728,41 @@ def randomised_layers(detector: Detector) -> list[str]:
     return names
 
 
-def randomised_explainer(explainer: Explainer, seed: int = 2018) -> Explainer:
+def _has_weights(model, name: str) -> bool:
+    try:
+        return bool(model.get_layer(name).weights)
+    except ValueError:  # an operation of the graph, not a layer: nothing to re-initialise
+        return False
+
+
+def randomised_explainer(
+    explainer: Explainer,
+    seed: int = 2018,
+    mode: str = "last-two",
+    method: str | CamMethod | None = None,
+) -> Explainer:
     """An explainer on a copy of the model whose top layers hold random weights.
 
     The layers of :func:`randomised_layers` get weights drawn from N(0, σ²) with σ the
-    standard deviation of the trained weights of the same tensor (the cascading
-    randomisation of Adebayo et al., from the top, two layers per head), so only the
-    learnt structure is lost. The original model is not touched.
+    standard deviation of the trained weights of the same tensor, so only the learnt
+    structure is lost. ``"last-two"`` re-initialises two layers per head (the head's
+    final convolution and the one before the CAM layer); ``"cascade"`` every layer
+    from the explained layer to each head output, as Adebayo et al.'s cascading
+    randomisation run down to the layer the method explains at. The original model is
+    not touched.
 
     Args:
         explainer: explainer of the trained model.
         seed: NumPy generator seed.
+        mode: ``"last-two"`` or ``"cascade"``.
+        method: for ``"cascade"``, the method whose layers (per head) bound the
+            cascade; default the heads' CAM layers (the Grad-CAM family's).
 
     Returns:
         A new :class:`Explainer` on the randomised copy (same heads and classes).
 
     Raises:
-        YolocamError: the model cannot be copied or its CAM layers' convolutions found.
+        YolocamError: the model cannot be copied or its layers found.
 
     Reference:
         Adebayo et al. 2018, "Sanity Checks for Saliency Maps",
@@ -640,11 +770,17 @@ def randomised_explainer(explainer: Explainer, seed: int = 2018) -> Explainer:
     """
     import keras
 
+    from yolocam_core.cams import get_method
     from yolocam_core.explainer import Explainer
 
     detector = explainer.detector
     model = detector.keras_model
-    names = randomised_layers(detector)
+    layers = None
+    if method is not None and mode == "cascade":
+        cam = get_method(method)
+        if not cam.black_box:
+            layers = {s: cam.layers(detector, s) for s in range(len(detector.heads))}
+    names = randomised_layers(detector, mode, layers)
     try:
         copy = keras.models.clone_model(model)
         copy.set_weights(model.get_weights())
@@ -661,7 +797,7 @@ def randomised_explainer(explainer: Explainer, seed: int = 2018) -> Explainer:
                 for w in model.get_layer(name).get_weights()
             ]
         )
-    twin = detector.replace(keras_model=copy, name=f"{detector.name} (randomised)")
+    twin = detector.replace(keras_model=copy, name=f"{detector.name} (randomised, {mode})")
     return Explainer(twin)
 
 
@@ -670,7 +806,7 @@ def sanity_check(
     random_explainer: Explainer,
     image: np.ndarray,
     detections: Sequence[Detection],
-    method: str = "gradcam",
+    method: str | CamMethod = "gradcam",
     scales: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Model-randomisation test: rank correlation of each detection's map on the trained

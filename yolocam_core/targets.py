@@ -1,7 +1,8 @@
 """Targets: which differentiable score a CAM explains, one score per scale.
 
 A target says, for one scale, how much each prediction of that head counts: weights
-over the raw output and over objectness × class probability (:class:`TargetWeights`).
+over the raw output, over objectness × class probability, over objectness and over
+the decoded boxes (:class:`TargetWeights`).
 Each scale's map is computed from that scale's score only. Targets are tiny,
 immutable objects (pytorch-grad-cam's idea), independent of the CAM method
 (xplique's separation of *which score* from *which method*).
@@ -17,7 +18,7 @@ import tensorflow as tf
 
 from yolocam_core.detector import Detection, Letterbox
 from yolocam_core.errors import YolocamError
-from yolocam_core.heads import HeadInfo, decode_head
+from yolocam_core.heads import HeadInfo
 
 
 @dataclass(frozen=True)
@@ -38,21 +39,65 @@ class ScoreContext:
     boxes: np.ndarray
 
 
+#: Which part of a prediction a :class:`DetectionTarget` explains: ``"score"``
+#: (objectness × class probability), ``"objectness"``, or one coordinate of the decoded
+#: box, ``"x"``, ``"y"`` (centre) ``"w"``, ``"h"`` (size), in network-input pixels.
+ATTRIBUTES = ("score", "objectness", "x", "y", "w", "h")
+#: The box coordinates among :data:`ATTRIBUTES`, in the order of the decoded boxes.
+BOX_ATTRIBUTES = ("x", "y", "w", "h")
+
+
+def check_attribute(attribute: str) -> str:
+    """``attribute`` if it is one of :data:`ATTRIBUTES`.
+
+    Raises:
+        YolocamError: anything else; the message lists the valid names.
+    """
+    if attribute not in ATTRIBUTES:
+        raise YolocamError(
+            f"attribute {attribute!r} is not one of {', '.join(ATTRIBUTES)} "
+            "(score = objectness × class probability; x, y, w, h = the decoded box)"
+        )
+    return attribute
+
+
 @dataclass(frozen=True)
 class TargetWeights:
-    """A score that is linear in the head's raw output and decoded class scores.
+    """A score that is linear in the head's raw output and decoded predictions.
 
-    ``score = sum(raw * raw_weights) + sum(scores * score_weights)``, where ``scores`` is
-    objectness × class probability (h, w, A, C). Every target here has this form,
-    which lets one compiled function differentiate any of them, many at once.
+    ``score = sum(raw * raw_weights) + sum(scores * score_weights)
+    + sum(objectness * objectness_weights) + sum(boxes_px * box_weights)``, where
+    ``scores`` is objectness × class probability (h, w, A, C), ``objectness`` is
+    (h, w, A) and ``boxes_px`` is the decoded box (h, w, A, 4) as (cx, cy, w, h) in
+    network-input pixels. Every target here has this form, which lets one compiled
+    function differentiate any of them, many at once.
 
     Attributes:
         raw: (h, w, A·(5+C)) float32, or None for zeros.
         scores: (h, w, A, C) float32, or None for zeros.
+        objectness: (h, w, A) float32, or None for zeros.
+        boxes: (h, w, A, 4) float32, or None for zeros.
     """
 
     raw: np.ndarray | None = None
     scores: np.ndarray | None = None
+    objectness: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+
+    def support(self) -> np.ndarray:
+        """(h, w) bool: the cells with any non-zero weight."""
+        parts = []
+        if self.raw is not None:
+            parts.append(np.any(self.raw != 0, axis=-1))
+        if self.scores is not None:
+            parts.append(np.any(self.scores != 0, axis=(-2, -1)))
+        if self.objectness is not None:
+            parts.append(np.any(self.objectness != 0, axis=-1))
+        if self.boxes is not None:
+            parts.append(np.any(self.boxes != 0, axis=(-2, -1)))
+        if not parts:
+            raise ValueError("TargetWeights has no weights")
+        return np.logical_or.reduce(parts)
 
 
 def weighted_score(
@@ -61,23 +106,77 @@ def weighted_score(
     input_size: tuple[int, int],
     raw_w: tf.Tensor,
     score_w: tf.Tensor,
+    obj_w: tf.Tensor | None = None,
+    box_w: tf.Tensor | None = None,
+    cell_offset: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Differentiable target score.
+    """Differentiable target score (see :class:`TargetWeights`).
 
     Args:
-        raw: (B, h, w, A·(5+C)) raw head output.
+        raw: (B, h, w, A·(5+C)) raw head output (the whole grid, or a crop of it).
         head: its metadata.
         input_size: (height, width) of the network input.
         raw_w: (B, h, w, A·(5+C)) weights on the raw output.
         score_w: (B, h, w, A, C) weights on objectness × class probability.
+        obj_w: (B, h, w, A) weights on objectness, or None.
+        box_w: (B, h, w, A, 4) weights on the box (cx, cy, w, h) in input pixels, or None.
+        cell_offset: (B, 2) float (row, col) of each crop's first cell on the head's
+            grid, so that box centres of a crop are where they are on the grid; None
+            for whole grids.
 
     Returns:
         (B,) scores.
     """
-    scores = decode_head(raw, head, input_size)["scores"]
-    return tf.reduce_sum(raw * raw_w, axis=[1, 2, 3]) + tf.reduce_sum(
-        scores * score_w, axis=[1, 2, 3, 4]
+    grid_h, grid_w = head.grid
+    decoded = _decode_any_size(raw, head, input_size)
+    total = tf.reduce_sum(raw * raw_w, axis=[1, 2, 3]) + tf.reduce_sum(
+        decoded["scores"] * score_w, axis=[1, 2, 3, 4]
     )
+    if obj_w is not None:
+        total += tf.reduce_sum(decoded["objectness"] * obj_w, axis=[1, 2, 3])
+    if box_w is not None:
+        in_h, in_w = input_size
+        scale = tf.constant([in_w, in_h, in_w, in_h], raw.dtype)
+        boxes = decoded["boxes"] * scale
+        if cell_offset is not None:
+            # cx, cy of a crop's cell j are (... + j) / grid; on the grid (... + j + off)
+            shift = tf.stack(
+                [
+                    cell_offset[:, 1] * (in_w / grid_w),
+                    cell_offset[:, 0] * (in_h / grid_h),
+                    tf.zeros_like(cell_offset[:, 0]),
+                    tf.zeros_like(cell_offset[:, 0]),
+                ],
+                axis=1,
+            )
+            boxes += tf.cast(shift, raw.dtype)[:, None, None, None, :]
+        total += tf.reduce_sum(boxes * box_w, axis=[1, 2, 3, 4])
+    return total
+
+
+def _decode_any_size(raw: tf.Tensor, head: HeadInfo, input_size) -> dict[str, tf.Tensor]:
+    """:func:`decode_head` of a (B, h', w', A·(5+C)) crop of a head's grid (or the whole
+    grid): box centres are relative to the crop's first cell (see ``cell_offset``)."""
+    crop_h, crop_w = tf.shape(raw)[1], tf.shape(raw)[2]
+    num_anchors, num_classes = head.num_anchors, head.num_classes
+    raw5 = tf.reshape(raw, (tf.shape(raw)[0], crop_h, crop_w, num_anchors, 5 + num_classes))
+    xy_raw, wh_raw, obj_raw, cls_raw = tf.split(raw5, (2, 2, 1, num_classes), axis=-1)
+    cols, rows = tf.meshgrid(tf.range(crop_w), tf.range(crop_h))
+    cell_xy = tf.cast(tf.stack([cols, rows], axis=-1), raw.dtype)[None, :, :, None, :]
+    scale = head.scale_x_y
+    xy = tf.sigmoid(xy_raw) * scale - 0.5 * (scale - 1.0) + cell_xy
+    xy = xy / tf.constant([head.grid[1], head.grid[0]], dtype=raw.dtype)
+    anchors = tf.constant(head.anchors, dtype=raw.dtype)
+    in_h, in_w = input_size
+    wh = tf.exp(wh_raw) * anchors / tf.constant([in_w, in_h], dtype=raw.dtype)
+    objectness = tf.sigmoid(obj_raw[..., 0])
+    class_probs = tf.sigmoid(cls_raw)
+    return {
+        "boxes": tf.concat([xy, wh], axis=-1),
+        "objectness": objectness,
+        "class_probs": class_probs,
+        "scores": objectness[..., None] * class_probs,
+    }
 
 
 class Target:
@@ -87,6 +186,15 @@ class Target:
     kind: str = ""
     #: box to draw on overlays, (x1, y1, x2, y2) in image pixels, or None
     box_xyxy: tuple[float, float, float, float] | None = None
+    #: which part of the predictions is explained (see :data:`ATTRIBUTES`)
+    attribute: str = "score"
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the per-scale scores measure strength (a probability or a sum of
+        them), so that scales can be compared by them: not for the whole raw output
+        and not for a box coordinate."""
+        return self.kind != "seed" and self.attribute in ("score", "objectness")
 
     def weights(self, ctx: ScoreContext) -> TargetWeights:
         """The score at the scale ``ctx.head`` (see :class:`TargetWeights`)."""
@@ -173,22 +281,33 @@ class ClassTarget(Target):
 
 @dataclass(frozen=True)
 class DetectionTarget(Target):
-    """One detected box.
+    """One detected box, and which part of its prediction to explain.
 
-    At the detection's own scale the score is exactly that prediction's
-    objectness × class probability (its cell and anchor). At the other scales, so that
-    scales can be compared on the same object, it is that class's score summed over
-    the cells whose centres lie inside the box (or, for a box smaller than a cell,
-    the cell that holds the box centre) and all their anchors, each weighted by the
-    IoU of the anchor's predicted box with the detected box (a constant: no gradient
-    flows through the weight), so predictions describing another object count little.
+    At the detection's own scale the score is exactly that prediction's attribute (its
+    cell and anchor): objectness × class probability (``"score"``, the detection's
+    score), objectness alone, or one coordinate of its decoded box (``"x"``, ``"y"``
+    centre, ``"w"``, ``"h"`` size, in network-input pixels). At the other scales, so
+    that scales can be compared on the same object, it is the same attribute summed
+    over the cells whose centres lie inside the box (or, for a box smaller than a
+    cell, the cell that holds the box centre) and all their anchors, each weighted by
+    the IoU of the anchor's predicted box with the detected box (a constant: no
+    gradient flows through the weight), so predictions describing another object
+    count little. For ``"score"`` the class is the detection's.
 
     Args:
         detection: from :meth:`Detector.detect`.
+        attribute: one of :data:`ATTRIBUTES`; ``"score"`` by default.
+
+    Raises:
+        YolocamError: an unknown attribute.
     """
 
     detection: Detection
+    attribute: str = "score"
     kind = "detection"
+
+    def __post_init__(self) -> None:
+        check_attribute(self.attribute)
 
     @property
     def box_xyxy(self) -> tuple[float, float, float, float]:  # type: ignore[override]
@@ -201,7 +320,13 @@ class DetectionTarget(Target):
             where[det.cell[0], det.cell[1], det.anchor] = 1.0
         else:
             where = self.cell_weights(ctx)
-        return _class_weights(ctx, det.class_id, where)
+        if self.attribute == "score":
+            return _class_weights(ctx, det.class_id, where)
+        if self.attribute == "objectness":
+            return TargetWeights(objectness=where.astype(np.float32))
+        boxes = np.zeros((*where.shape, 4), np.float32)
+        boxes[..., BOX_ATTRIBUTES.index(self.attribute)] = where
+        return TargetWeights(boxes=boxes)
 
     def cell_weights(self, ctx: ScoreContext) -> np.ndarray:
         """(h, w, A) weights: IoU with the box at cells inside it, 0 elsewhere."""
@@ -228,14 +353,36 @@ class DetectionTarget(Target):
 
     def label(self, class_names) -> str:
         det = self.detection
-        return f"{det.class_name} {det.score:.2f}"
+        base = f"{det.class_name} {det.score:.2f}"
+        return base if self.attribute == "score" else f"{base} · {ATTRIBUTE_TITLES[self.attribute]}"
 
     def score_note(self) -> str:
+        what = ATTRIBUTE_NOTES[self.attribute]
         return (
-            "score: at the detection's own scale, its objectness × class probability "
-            "(0–1, the detection's score); at the other scales, the same class's score at "
-            "the cells inside the box, weighted by each anchor's IoU with it"
+            f"score: at the detection's own scale, its {what}; at the other scales, the "
+            "same quantity at the cells inside the box, weighted by each anchor's IoU "
+            "with it and summed"
         )
+
+
+#: Short captions of the attributes, for labels and menus.
+ATTRIBUTE_TITLES = {
+    "score": "class score",
+    "objectness": "objectness",
+    "x": "box centre x",
+    "y": "box centre y",
+    "w": "box width",
+    "h": "box height",
+}
+#: What each attribute's value is, for :meth:`Target.score_note`.
+ATTRIBUTE_NOTES = {
+    "score": "objectness × class probability (0–1, the detection's score)",
+    "objectness": "objectness (0–1: is there an object, whatever its class)",
+    "x": "box centre x in network-input pixels (a coordinate, not a strength)",
+    "y": "box centre y in network-input pixels (a coordinate, not a strength)",
+    "w": "box width in network-input pixels (a size, not a strength)",
+    "h": "box height in network-input pixels (a size, not a strength)",
+}
 
 
 #: Target kinds a :class:`TargetSpec` names.
@@ -254,8 +401,13 @@ class TargetSpec:
     Attributes:
         kind: ``"detection"``, ``"class"`` or ``"seed"``.
         index: the detection's index or the class id; -1 for ``seed``.
-        attribute: which part of the prediction is explained; ``"score"``
-            (objectness × class probability) is the default.
+        attribute: which part of the prediction is explained (see
+            :data:`ATTRIBUTES`); ``"score"`` (objectness × class probability) is the
+            default and the only one for class and seed targets.
+
+    Raises:
+        YolocamError: an unknown attribute, or one other than ``"score"`` for a class
+            or seed target.
 
     Example:
         >>> spec = TargetSpec.parse("class:dog", detector.class_names)
@@ -269,6 +421,12 @@ class TargetSpec:
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
             raise ValueError(f"kind must be one of {', '.join(TARGET_KINDS)}; got {self.kind!r}")
+        check_attribute(self.attribute)
+        if self.kind != "detection" and self.attribute != "score":
+            raise YolocamError(
+                f"attribute {self.attribute!r} needs a detection target (detection:K); a "
+                f"{self.kind} target explains the class score only (attribute score)"
+            )
 
     @classmethod
     def parse(cls, text: str, class_names: Sequence[str], attribute: str = "score") -> TargetSpec:
@@ -310,10 +468,11 @@ class TargetSpec:
                     "detection(s) at this score threshold; K must be below that "
                     "(see `yolocam detect`)"
                 )
-            return DetectionTarget(detections[self.index])
+            return DetectionTarget(detections[self.index], self.attribute)
         if self.kind == "class":
             return ClassTarget(self.index)
         return SeedTarget()
 
     def __str__(self) -> str:
-        return "seed" if self.kind == "seed" else f"{self.kind}:{self.index}"
+        text = "seed" if self.kind == "seed" else f"{self.kind}:{self.index}"
+        return text if self.attribute == "score" else f"{text} ({self.attribute})"

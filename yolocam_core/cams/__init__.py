@@ -3,37 +3,54 @@
 Example:
     >>> from yolocam_core.cams import get_method, method_names
     >>> method_names()
-    ['seed', 'gradcam', 'gradcam++', 'hirescam', 'layercam', 'eigencam']
+    ['seed', 'gradcam', 'gradcam++', 'hirescam', 'layercam', 'eigencam', 'odam']
+    >>> method_names(black_box=True)[-1]
+    'drise'
     >>> get_method("gradcam++").title
     'Grad-CAM++'
+    >>> get_method(DRise(masks=500, seed=1)).masks  # a configured instance passes through
+    500
 """
 
 from __future__ import annotations
 
-from yolocam_core.cams.base import CamMethod
+from typing import TYPE_CHECKING
+
+from yolocam_core.cams.base import ANSWERS, CamMethod
+from yolocam_core.cams.drise import DRise
 from yolocam_core.cams.eigencam import EigenCAM
 from yolocam_core.cams.gradcam import GradCAM
 from yolocam_core.cams.gradcampp import GradCAMPlusPlus
 from yolocam_core.cams.hirescam import HiResCAM
 from yolocam_core.cams.layercam import LayerCAM
+from yolocam_core.cams.odam import ODAM
 from yolocam_core.cams.seed import SeedCAM
+
+if TYPE_CHECKING:
+    from yolocam_core.detector import Detector
 
 #: Every method by its registry key, in the order menus list them.
 METHODS: dict[str, type[CamMethod]] = {
-    cls.name: cls for cls in (SeedCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, EigenCAM)
+    cls.name: cls
+    for cls in (SeedCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, EigenCAM, ODAM, DRise)
 }
 
 
-def method_names() -> list[str]:
-    """Registry keys, in menu order: seed, gradcam, gradcam++, hirescam, layercam, eigencam."""
-    return list(METHODS)
+def method_names(black_box: bool = False) -> list[str]:
+    """Registry keys, in menu order: seed, gradcam, gradcam++, hirescam, layercam,
+    eigencam, odam; with ``black_box=True`` also drise (one forward per mask: slow,
+    so front ends offer it on purpose, not in "all")."""
+    return [name for name, cls in METHODS.items() if black_box or not cls.black_box]
 
 
-def get_method(name: str) -> CamMethod:
-    """A new instance of the method registered as ``name``.
+def get_method(name: str | CamMethod) -> CamMethod:
+    """The method registered as ``name`` (a new instance with default options), or
+    ``name`` itself when it is already a configured method instance, e.g.
+    ``DRise(masks=500, seed=1)``.
 
     Args:
-        name: a registry key, exactly as :func:`method_names` spells it.
+        name: a registry key, exactly as :func:`method_names` spells it, or a
+            :class:`CamMethod` instance.
 
     Returns:
         The method instance (stateless; safe to share across threads).
@@ -42,6 +59,8 @@ def get_method(name: str) -> CamMethod:
         ValueError: ``name`` is not a registered method; the message lists the valid
             names.
     """
+    if isinstance(name, CamMethod):
+        return name
     try:
         cls = METHODS[name]
     except (KeyError, TypeError):
@@ -51,9 +70,27 @@ def get_method(name: str) -> CamMethod:
     return cls()
 
 
+def method_layers(detector: Detector, scale: int) -> list[str]:
+    """Every layer a registered method explains at by default for head ``scale``
+    (the explainer's forward pass captures them)."""
+    names: list[str] = []
+    for cls in METHODS.values():
+        if cls.black_box:
+            continue
+        try:
+            layers = cls().layers(detector, scale)
+        except Exception:
+            continue
+        names += [n for n in layers if n not in names]
+    return names
+
+
 __all__ = [
+    "ANSWERS",
     "METHODS",
+    "ODAM",
     "CamMethod",
+    "DRise",
     "EigenCAM",
     "GradCAM",
     "GradCAMPlusPlus",
@@ -61,5 +98,6 @@ __all__ = [
     "LayerCAM",
     "SeedCAM",
     "get_method",
+    "method_layers",
     "method_names",
 ]

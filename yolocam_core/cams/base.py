@@ -11,9 +11,23 @@ methods that are not a channel-weighted sum override :meth:`CamMethod.compute`.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+
+from yolocam_core.errors import YolocamError
+
+if TYPE_CHECKING:
+    from yolocam_core.detector import Detector
+    from yolocam_core.targets import Target
+
+#: What a method's map answers (:attr:`CamMethod.answers`):
+#: ``"class"``: which regions look like the target's class (every instance lights up);
+#: ``"instance"``: which regions made this one prediction;
+#: ``"target-independent"``: what the layer responds to, whatever the target;
+#: ``"black-box"``: which image regions the detection needs, from the outputs alone.
+ANSWERS = ("class", "instance", "target-independent", "black-box")
 
 
 class CamMethod:
@@ -26,6 +40,10 @@ class CamMethod:
         needs_gradients: whether :meth:`compute` reads ``gradients`` (``False`` lets
             the explainer skip the backward pass).
         apply_relu: whether the default :meth:`compute` clips the map at zero.
+        answers: what question the map answers (one of :data:`ANSWERS`).
+        note: one short sentence for menus: what the map shows and when to use it.
+        black_box: computed from the model's outputs on perturbed images, not from
+            activations and gradients (the explainer calls :meth:`explain_targets`).
 
     Example:
         >>> import numpy as np
@@ -41,6 +59,44 @@ class CamMethod:
     paper: ClassVar[str]
     needs_gradients: ClassVar[bool] = True
     apply_relu: ClassVar[bool] = True
+    answers: ClassVar[str] = "class"
+    note: ClassVar[str] = ""
+    black_box: ClassVar[bool] = False
+
+    @property
+    def target_independent(self) -> bool:
+        """Whether the map is the same for every target (label it so wherever shown)."""
+        return self.answers == "target-independent"
+
+    def layers(self, detector: Detector, scale: int) -> tuple[str, ...]:
+        """The layers this method explains at for head ``scale`` (expert ``layer=``
+        overrides them): the head-input layer, ``heads[scale].cam_layer``, by default.
+        Several layers are fused by :meth:`combine`."""
+        return (detector.heads[scale].cam_layer,)
+
+    def combine(self, maps: Sequence[np.ndarray]) -> np.ndarray:
+        """One (h, w) map from the maps of :meth:`layers` (default: the only one)."""
+        if len(maps) != 1:
+            raise ValueError(f"{self.name} explains at one layer; got {len(maps)} maps")
+        return maps[0]
+
+    def check_target(self, target: Target) -> None:
+        """Refuse a target this method cannot give a meaningful map of.
+
+        Default (gradient methods that clip the map at zero): the whole-head-output
+        target is refused; its score is a signed sum of raw values of every box,
+        objectness and class, and ReLU blanks the map.
+
+        Raises:
+            YolocamError: saying what to use instead.
+        """
+        if self.apply_relu and self.needs_gradients and target.kind == "seed":
+            raise YolocamError(
+                f"{self.name} cannot explain the whole head output: that score has no sign "
+                "(a sum of raw box, objectness and class values) and the map's ReLU blanks "
+                "it; use method seed for the article's view, or a detection or class target "
+                f"with {self.name}"
+            )
 
     def channel_weights(self, activations: np.ndarray, gradients: np.ndarray | None) -> np.ndarray:
         """Importance of each channel.

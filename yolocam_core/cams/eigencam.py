@@ -35,6 +35,11 @@ class EigenCAM(CamMethod):
     title = "Eigen-CAM"
     paper = "https://arxiv.org/abs/2008.00299"
     needs_gradients = False
+    answers = "target-independent"
+    note = (
+        "Target-independent: the layer's first principal component, the same map for "
+        "every box, class and score"
+    )
 
     def compute(self, activations: np.ndarray, gradients: np.ndarray | None) -> np.ndarray:
         """Projection on the first principal component of the activations.

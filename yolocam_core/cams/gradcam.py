@@ -21,6 +21,8 @@ class GradCAM(CamMethod):
     name = "gradcam"
     title = "Grad-CAM"
     paper = "https://arxiv.org/abs/1610.02391"
+    answers = "class"
+    note = "Class: regions that look like the target's class; every instance of it lights up"
 
     def channel_weights(self, activations: np.ndarray, gradients: np.ndarray | None) -> np.ndarray:
         """Spatial mean of the gradients (global average pooling).

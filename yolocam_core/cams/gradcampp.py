@@ -38,6 +38,8 @@ class GradCAMPlusPlus(CamMethod):
     name = "gradcam++"
     title = "Grad-CAM++"
     paper = "https://arxiv.org/abs/1710.11063"
+    answers = "class"
+    note = "Class: Grad-CAM with positive gradients weighted per location; every instance lights up"
 
     def channel_weights(self, activations: np.ndarray, gradients: np.ndarray | None) -> np.ndarray:
         """Closed-form Grad-CAM++ weights.

@@ -28,6 +28,11 @@ class HiResCAM(CamMethod):
     name = "hirescam"
     title = "HiResCAM"
     paper = "https://arxiv.org/abs/2011.08891"
+    answers = "instance"
+    note = (
+        "Instance, trivially: at the head-input layer a 1×1 head gives the detection's "
+        "own cell only (use odam for a spatial map)"
+    )
 
     def compute(self, activations: np.ndarray, gradients: np.ndarray | None) -> np.ndarray:
         """Element-wise gradient × activation, summed over channels.

@@ -24,6 +24,11 @@ class LayerCAM(CamMethod):
     name = "layercam"
     title = "LayerCAM"
     paper = "http://mftp.mmcheng.net/Papers/21TIP_LayerCAM.pdf"
+    answers = "instance"
+    note = (
+        "Instance, trivially: positive gradients × activations; at the head-input layer "
+        "only the detection's own cell (use odam for a spatial map)"
+    )
 
     def compute(self, activations: np.ndarray, gradients: np.ndarray | None) -> np.ndarray:
         """Element-wise ReLU(gradient) × activation, summed over channels.

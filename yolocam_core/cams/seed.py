@@ -32,6 +32,11 @@ class SeedCAM(CamMethod):
     title = "Seed (article's Grad-CAM)"
     paper = "https://arxiv.org/abs/1610.02391"
     apply_relu = False
+    answers = "class"
+    note = (
+        "The article's view: guided-gradient Grad-CAM without ReLU, for any target "
+        "including the whole head output"
+    )
 
     def channel_weights(self, activations: np.ndarray, gradients: np.ndarray | None) -> np.ndarray:
         """Spatial mean of the guided gradients.
