@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from yolocam_core.cams import CamMethod, get_method, method_layers
+from yolocam_core.contraction import ConvTail, match_conv_tail
 from yolocam_core.detector import Detection, Detector, Letterbox
 from yolocam_core.errors import YolocamError
 from yolocam_core.images import load_image
@@ -37,6 +38,10 @@ from yolocam_core.targets import ScoreContext, Target, TargetWeights, weighted_s
 Progress = Callable[[int, int], None]
 #: Targets whose gradients are held at once (bounds memory for deep layers).
 TARGET_CHUNK = 16
+#: From this many targets, channel-contracted methods (ODAM, HiResCAM) go through
+#: :mod:`yolocam_core.contraction` where the tail allows (one convolution for all
+#: targets); below it, crops around one target's cells cost less.
+CONTRACT_FROM = 2
 
 #: Normalisations: ``"auto"`` is ``"shared"`` for detection and class targets (scales
 #: compare honestly) and ``"per-map"`` for the article's whole-output target.
@@ -212,6 +217,8 @@ class Explainer:
             input_signature=[tf.TensorSpec((None, *detector.input_size, 3), tf.float32)],
         )
         self._tail_gradients = tuple(self._compile_tail(scale) for scale in range(n))
+        self._cotangents = tuple(self._compile_cotangents(scale) for scale in range(n))
+        self._conv_tails: dict[tuple[int, str], ConvTail | None] = {}
 
     # -- forward ---------------------------------------------------------------------
 
@@ -296,6 +303,68 @@ class Explainer:
         if tail is not None:
             return self._gradients_by_tail(fwd, scale, name, tail, weights, stacked)
         return self._gradients_general(fwd, scale, name, *stacked)
+
+    def contracted_maps(
+        self, fwd: Forward, targets: Sequence[Target], scale: int, layer: str
+    ) -> np.ndarray | None:
+        """``sum_k A · dS/dA`` of every target at ``layer``, through a tail of one
+        spatial convolution (see :mod:`yolocam_core.contraction`), or None when the
+        layer's tail has another shape.
+
+        Returns:
+            (N, h, w) float32, not clipped; equal to contracting :meth:`gradients`.
+        """
+        conv_tail = self._conv_tail(scale, layer)
+        if conv_tail is None:
+            return None
+        acts = self._activations(fwd, layer)[0].numpy()
+        if conv_tail.activation_layer is None:
+            slopes = np.ones((*acts.shape[:2], conv_tail.head.shape[0]), np.float32)
+        else:
+            slopes = conv_tail.slopes(self._activations(fwd, conv_tail.activation_layer)[0].numpy())
+        stacked = self._stack_weights(
+            self._target_weights(fwd, targets, scale), self.detector.heads[scale]
+        )
+        cotangents = self._cotangents[scale](fwd.raws[scale], *stacked).numpy()
+        return conv_tail.maps(conv_tail.basis(acts), slopes, cotangents)
+
+    def _conv_tail(self, scale: int, layer: str) -> ConvTail | None:
+        key = (scale, layer)
+        with self._lock:
+            if key in self._conv_tails:
+                return self._conv_tails[key]
+        tail = self.tail(scale, layer)
+        found = None
+        if tail is not None and not tail.side_inputs:
+            found = match_conv_tail(self.detector.keras_model, tail.layers)
+        with self._lock:
+            return self._conv_tails.setdefault(key, found)
+
+    def _compile_cotangents(self, scale: int) -> Callable:
+        """Compiled (raw (1,h,w,R), weights...) -> dS/draw (N, h, w, R) of each target."""
+        head = self.detector.heads[scale]
+        input_size = self.detector.input_size
+        h, w = head.grid
+        a, c = head.num_anchors, head.num_classes
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec((1, h, w, a * (5 + c)), tf.float32),
+                tf.TensorSpec((None, h, w, a * (5 + c)), tf.float32),
+                tf.TensorSpec((None, h, w, a, c), tf.float32),
+                tf.TensorSpec((None, h, w, a), tf.float32),
+                tf.TensorSpec((None, h, w, a, 4), tf.float32),
+            ],
+            autograph=False,
+        )
+        def cotangents(raw, raw_w, score_w, obj_w, box_w):
+            tiled = tf.repeat(raw, tf.shape(raw_w)[0], axis=0)
+            with tf.GradientTape() as tape:
+                tape.watch(tiled)
+                scores = weighted_score(tiled, head, input_size, raw_w, score_w, obj_w, box_w)
+            return tape.gradient(scores, tiled)
+
+        return cotangents
 
     def _target_weights(self, fwd: Forward, targets: Sequence[Target], scale: int):
         head = self.detector.heads[scale]
@@ -679,6 +748,14 @@ class Explainer:
                 label = "+".join(names)
                 for start in range(0, len(targets), TARGET_CHUNK):
                     chunk = targets[start : start + TARGET_CHUNK]
+                    contracted = None
+                    if cam.contracts and len(chunk) >= CONTRACT_FROM:
+                        contracted = [self.contracted_maps(fwd, chunk, scale, n) for n in names]
+                    if contracted is not None and all(c is not None for c in contracted):
+                        for i in range(len(chunk)):
+                            maps = [cam.from_contraction(c[i]) for c in contracted]
+                            per_target[start + i].append((scale, label, cam.combine(maps)))
+                        continue
                     per_layer = [
                         self.gradients(fwd, chunk, scale, name, cam.needs_gradients)
                         for name in names

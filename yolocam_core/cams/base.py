@@ -44,6 +44,7 @@ class CamMethod:
         note: one short sentence for menus: what the map shows and when to use it.
         black_box: computed from the model's outputs on perturbed images, not from
             activations and gradients (the explainer calls :meth:`explain_targets`).
+        contracts: the map is ``ReLU(sum_k A · g)`` (see :meth:`from_contraction`).
 
     Example:
         >>> import numpy as np
@@ -62,6 +63,16 @@ class CamMethod:
     answers: ClassVar[str] = "class"
     note: ClassVar[str] = ""
     black_box: ClassVar[bool] = False
+    #: The map is ``_finish(sum_k A · g)``: the explainer may hand it that sum directly
+    #: (:meth:`from_contraction`), computed for many targets at once.
+    contracts: ClassVar[bool] = False
+
+    def from_contraction(self, contracted: np.ndarray) -> np.ndarray:
+        """The map from ``sum_k A[:, :, k] * g[:, :, k]``, shape (h, w) (only for methods
+        with :attr:`contracts`)."""
+        if not self.contracts:
+            raise NotImplementedError(f"{self.name} is not a channel-contracted product")
+        return self._finish(np.asarray(contracted, np.float64))
 
     @property
     def target_independent(self) -> bool:

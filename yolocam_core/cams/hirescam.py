@@ -29,6 +29,7 @@ class HiResCAM(CamMethod):
     title = "HiResCAM"
     paper = "https://arxiv.org/abs/2011.08891"
     answers = "instance"
+    contracts = True
     note = (
         "Instance, trivially: at the head-input layer a 1×1 head gives the detection's "
         "own cell only (use odam for a spatial map)"

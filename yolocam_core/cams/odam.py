@@ -104,6 +104,7 @@ class ODAM(CamMethod):
     title = "ODAM"
     paper = "https://arxiv.org/abs/2304.06354"
     answers = "instance"
+    contracts = True
     note = (
         "Instance: which regions made this one prediction (gradient × activation at the "
         "neck output); other boxes of the same class stay dark"
