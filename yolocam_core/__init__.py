@@ -19,6 +19,7 @@ _EXPORTS = {
     "load_detector": "yolocam_core.zoo",
     "sample_images": "yolocam_core.zoo",
     "Detection": "yolocam_core.detector",
+    "Detections": "yolocam_core.detector",
     "Detector": "yolocam_core.detector",
     "Letterbox": "yolocam_core.detector",
     "HeadInfo": "yolocam_core.heads",
@@ -39,6 +40,7 @@ __all__ = [  # noqa: RUF022 - same order as _EXPORTS
     "load_detector",
     "sample_images",
     "Detection",
+    "Detections",
     "Detector",
     "Letterbox",
     "HeadInfo",
@@ -68,7 +70,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from yolocam_core.detector import Detection, Detector, Letterbox
+    from yolocam_core.detector import Detection, Detections, Detector, Letterbox
     from yolocam_core.errors import (
         ConfigError,
         ImageError,
