@@ -10,12 +10,13 @@ from yolocam_app.views import (
     chosen_detection,
     context_or_stop,
     detections_table,
+    display_width,
     explanation_heading,
     interactive_ui,
     notes_ui,
     overlays_ui,
-    photo_ui,
     scales_ui,
+    static_photo,
     target_ui,
 )
 from yolocam_core.errors import YolocamError
@@ -49,12 +50,14 @@ def explore() -> None:
     chosen = chosen_detection(ctx)
     explanation_heading(explanation)
     n = len(explanation.maps)
-    row = st.columns([1.3] + [1] * n + [0.35])
+    row = st.columns([1] * (n + 1) + [0.35])
     with row[0]:
-        photo_ui(ctx, chosen, key="photo", height=_photo_height(ctx, n))
-        st.caption(
-            f"{settings.image_name} · {len(ctx.detections)} detection(s) at score "
-            f"≥ {settings.score:.2f} · click a box's dot to explain it"
+        static_photo(
+            ctx,
+            chosen,
+            caption=f"{settings.image_name} · {len(ctx.detections)} detection(s) at score "
+            f"≥ {settings.score:.2f}",
+            width=display_width(ctx.view),
         )
     overlays_ui(ctx, explanation, row[1 : 1 + n], legend=row[-1])
 
@@ -64,15 +67,11 @@ def explore() -> None:
         detections_table(ctx, chosen, key="detections")
         _downloads(explanation, target, chosen)
     with interactive:
-        st.markdown("**Interactive view** · hover for values and grid cells, drag to zoom")
-        interactive_ui(ctx, explanation)
-
-
-def _photo_height(ctx, n: int) -> int:
-    """About the height of the overlays beside the photo (a wide layout)."""
-    h, w = ctx.view.shape[:2]
-    width = 1100 * 1.3 / (1.3 + n + 0.35)
-    return int(min(480, max(160, width * h / w)))
+        st.markdown(
+            "**Interactive view** · click a box's dot to explain it; hover for values and "
+            "grid cells, drag to zoom"
+        )
+        interactive_ui(ctx, explanation, chosen)
 
 
 def _downloads(explanation, target, chosen) -> None:

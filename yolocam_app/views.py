@@ -355,129 +355,11 @@ def detection_from_points(points) -> int | None:
     return min(found) if found else None
 
 
-def _photo_clicked(ctx: Context, key: str) -> None:
-    k = detection_from_points(st.session_state[key].selection.points)
+def _dot_clicked(ctx: Context, key: str, curve: int) -> None:
+    points = [p for p in st.session_state[key].selection.points if p.get("curve_number") == curve]
+    k = detection_from_points(points)
     if k is not None:
         choose_detection(ctx, k)
-
-
-def photo_ui(ctx: Context, chosen: int | None, key: str, height: int = 300) -> None:
-    """The photo with its detections; a click on a box's dot (or a drag around it)
-    explains that detection."""
-    figure = photo_figure(ctx, chosen, height)
-    chart_key = f"{key}:{chosen}:{len(ctx.detections)}"  # fresh: no stale selection
-    st.plotly_chart(
-        figure,
-        key=chart_key,
-        on_select=functools.partial(_photo_clicked, ctx, chart_key),
-        selection_mode=("points", "box"),
-        config={"displayModeBar": False},
-    )
-
-
-def photo_figure(ctx: Context, chosen: int | None, height: int = 300) -> go.Figure:
-    """The photo (view size) with every detection's box, the chosen one highlighted
-    and the others dimmed, labels that do not overlap, and a clickable dot per box."""
-    image = ctx.view
-    h, w = image.shape[:2]
-    f = ctx.view_scale
-    figure = go.Figure()
-    figure.add_trace(
-        go.Image(source=photo_uri(ctx.key, image), hoverinfo="skip", x0=0, y0=0, dx=1, dy=1)
-    )
-    boxes = [tuple(v * f for v in d.box_xyxy) for d in ctx.detections]
-    colours = [render.PALETTE[d.class_id % len(render.PALETTE)] for d in ctx.detections]
-    by_colour: dict[tuple, list[int]] = {}
-    for k, colour in enumerate(colours):
-        if k != chosen:
-            by_colour.setdefault(colour, []).append(k)
-    for colour, members in by_colour.items():
-        xs, ys = [], []
-        for k in members:
-            x1, y1, x2, y2 = boxes[k]
-            xs += [x1, x2, x2, x1, x1, None]
-            ys += [y1, y1, y2, y2, y1, None]
-        figure.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={
-                    "color": f"rgba{(*colour, 0.45 if chosen is not None else 0.9)}",
-                    "width": 1.5,
-                },
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
-    if chosen is not None:
-        x1, y1, x2, y2 = boxes[chosen]
-        for colour, width in (("white", 5), (f"rgb{colours[chosen]}", 2.5)):
-            figure.add_trace(
-                go.Scatter(
-                    x=[x1, x2, x2, x1, x1],
-                    y=[y1, y1, y2, y2, y1],
-                    mode="lines",
-                    line={"color": colour, "width": width},
-                    hoverinfo="skip",
-                    showlegend=False,
-                )
-            )
-    if ctx.detections:
-        centres_x = [(b[0] + b[2]) / 2 for b in boxes]
-        centres_y = [(b[1] + b[3]) / 2 for b in boxes]
-        figure.add_trace(
-            go.Scatter(
-                x=centres_x,
-                y=centres_y,
-                mode="markers",
-                customdata=list(range(len(boxes))),
-                hovertext=[ctx.label(k) for k in range(len(boxes))],
-                hovertemplate="%{hovertext}<br>click to explain<extra></extra>",
-                marker={
-                    "size": [14 if k == chosen else 10 for k in range(len(boxes))],
-                    "color": [f"rgb{c}" for c in colours],
-                    "line": {"color": "white", "width": 1.5},
-                    "opacity": 1.0,
-                },
-                selected={"marker": {"opacity": 1.0}},
-                unselected={"marker": {"opacity": 1.0}},
-                showlegend=False,
-            )
-        )
-    # Labels in screen-sized text, placed so that none overlap (at most 12).
-    px_per_unit = min(1.0, height / h)
-    font = 11
-    sizes = {
-        k: ((len(ctx.label(k)) * 0.6 * font + 6) / px_per_unit, (font + 6) / px_per_unit)
-        for k in range(len(boxes))
-    }
-    order = ([chosen] if chosen is not None else []) + [k for k in range(len(boxes)) if k != chosen]
-    spots = render.layout_labels(boxes, sizes, (h, w), order, always=chosen, limit=12)
-    for k, (x, y, _, _) in spots.items():
-        colour = colours[k]
-        dim = chosen is not None and k != chosen
-        figure.add_annotation(
-            x=x,
-            y=y,
-            xanchor="left",
-            yanchor="top",
-            text=ctx.label(k).split(" · ")[0],
-            showarrow=False,
-            font={"size": font, "color": "black" if sum(colour) > 382 else "white"},
-            bgcolor=f"rgba{(*colour, 0.55 if dim else 0.95)}",
-            borderpad=2,
-        )
-    figure.update_layout(
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        height=height,
-        dragmode="select",
-        clickmode="event+select",
-        hovermode="closest",
-    )
-    figure.update_xaxes(visible=False, range=[0, w])
-    figure.update_yaxes(visible=False, range=[h, 0], scaleanchor="x")
-    return figure
 
 
 def static_photo(ctx: Context, chosen: int | None, caption: str | None = None, width="stretch"):
@@ -535,8 +417,13 @@ def heatmap_figure(
     max_side: int = 120,
     photo: str | None = None,
     colorbar_title: str = "heat",
+    boxes=(),
+    labels=(),
+    colours=(),
+    chosen: int | None = None,
 ) -> go.Figure:
-    """A plotly view of one heatmap over the photo: hover shows value and grid cell.
+    """A plotly view of one heatmap over the photo: hover shows value and grid cell;
+    every detection's box (the chosen one highlighted) with a dot to click.
 
     Args:
         image: (H, W, 3) uint8 RGB.
@@ -548,6 +435,10 @@ def heatmap_figure(
         max_side: the heatmap layer is subsampled to at most this many cells a side.
         photo: the photo as a data URI (else encoded here).
         colorbar_title: the colour bar's title (e.g. the normalisation).
+        boxes: detections' boxes (x1, y1, x2, y2) in ``image`` pixels; the last trace
+            of the figure is then their dots, ``customdata`` = the detection's index.
+        labels, colours: per box, its label and RGB colour.
+        chosen: index of the box to highlight.
     """
     height, width = heatmap.shape
     step = max(1, int(np.ceil(max(height, width) / max_side)))
@@ -585,22 +476,84 @@ def heatmap_figure(
             colorbar={"title": colorbar_title, "thickness": 12},
         )
     )
-    if box is not None:
+    if box is not None and chosen is None:
         x1, y1, x2, y2 = box
         figure.add_shape(
             type="rect", x0=x1, y0=y1, x1=x2, y1=y2, line={"color": "white", "width": 2}
         )
+    if len(boxes):
+        _add_boxes(figure, boxes, labels, colours, chosen)
     figure.update_layout(
         margin={"l": 0, "r": 0, "t": 0, "b": 0},
         height=min(560, max(300, int(520 * height / max(width, 1)))),
         dragmode="zoom",
+        hovermode="closest",
     )
     figure.update_xaxes(visible=False, range=[0, width])
     figure.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
     return figure
 
 
-def interactive_ui(ctx: Context, explanation: Explanation) -> None:
+def _add_boxes(figure: go.Figure, boxes, labels, colours, chosen: int | None) -> None:
+    """Detections' boxes (one line trace per colour, the chosen one on top in white
+    and its colour) and, last, one clickable dot per box at its centre."""
+    by_colour: dict[tuple, list[int]] = {}
+    for k, colour in enumerate(colours):
+        if k != chosen:
+            by_colour.setdefault(tuple(colour), []).append(k)
+    alpha = 0.5 if chosen is not None else 0.9
+    for colour, members in by_colour.items():
+        xs: list = []
+        ys: list = []
+        for k in members:
+            x1, y1, x2, y2 = boxes[k]
+            xs += [x1, x2, x2, x1, x1, None]
+            ys += [y1, y1, y2, y2, y1, None]
+        figure.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"color": f"rgba{(*colour, alpha)}", "width": 1.5},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+    if chosen is not None:
+        x1, y1, x2, y2 = boxes[chosen]
+        for colour, width in (("white", 5), (f"rgb{tuple(colours[chosen])}", 2.5)):
+            figure.add_trace(
+                go.Scatter(
+                    x=[x1, x2, x2, x1, x1],
+                    y=[y1, y1, y2, y2, y1],
+                    mode="lines",
+                    line={"color": colour, "width": width},
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+    figure.add_trace(
+        go.Scatter(
+            x=[(b[0] + b[2]) / 2 for b in boxes],
+            y=[(b[1] + b[3]) / 2 for b in boxes],
+            mode="markers",
+            customdata=list(range(len(boxes))),
+            hovertext=list(labels),
+            hovertemplate="%{hovertext}<br>click to explain<extra></extra>",
+            marker={
+                "size": [15 if k == chosen else 11 for k in range(len(boxes))],
+                "color": [f"rgb{tuple(c)}" for c in colours],
+                "line": {"color": "white", "width": 2},
+                "opacity": 1.0,
+            },
+            selected={"marker": {"opacity": 1.0}},
+            unselected={"marker": {"opacity": 1.0}},
+            showlegend=False,
+        )
+    )
+
+
+def interactive_ui(ctx: Context, explanation: Explanation, chosen: int | None = None) -> None:
     """The interactive view of one scale's heatmap (opens on the own scale)."""
     heads = ctx.detector.heads
     scale = interactive_scale_ui(explanation, heads)
@@ -616,19 +569,29 @@ def interactive_ui(ctx: Context, explanation: Explanation) -> None:
         st.caption(
             f":orange[**{render.weak_text(m)}**]: this map shows what little this scale adds."
         )
+    dets = ctx.detections
+    figure = heatmap_figure(
+        ctx.view,
+        m.heatmap,
+        head.grid,
+        to_network,
+        head.stride,
+        explanation.box_xyxy,
+        ctx.settings.colormap,
+        ctx.settings.opacity,
+        photo=photo_uri(ctx.key, ctx.view),
+        colorbar_title=explanation.norm,
+        boxes=[tuple(v * f for v in d.box_xyxy) for d in dets],
+        labels=[ctx.label(k) for k in range(len(dets))],
+        colours=[render.PALETTE[d.class_id % len(render.PALETTE)] for d in dets],
+        chosen=chosen,
+    )
+    # A new key whenever the choice changes: the figure never keeps a stale selection.
+    key = f"interactive:{chosen}:{len(dets)}"
     st.plotly_chart(
-        heatmap_figure(
-            ctx.view,
-            m.heatmap,
-            head.grid,
-            to_network,
-            head.stride,
-            explanation.box_xyxy,
-            ctx.settings.colormap,
-            ctx.settings.opacity,
-            photo=photo_uri(ctx.key, ctx.view),
-            colorbar_title=explanation.norm,
-        ),
-        key="interactive",
+        figure,
+        key=key,
+        on_select=functools.partial(_dot_clicked, ctx, key, len(figure.data) - 1),
+        selection_mode=("points",),
         config={"displaylogo": False},
     )
