@@ -151,6 +151,8 @@ def flooding_model(tmp_path_factory) -> bytes:
 
 
 def test_a_flooding_model_is_capped_with_a_readable_message(app, flooding_model):
+    app.session_state["byo_open"] = True  # open "Your model"
+    app.run()
     app.sidebar.file_uploader(key="byo_keras").upload(
         "untrained.keras", flooding_model, "application/octet-stream"
     ).run()

@@ -262,7 +262,12 @@ def your_model_ui(bar) -> None:
     session, and becomes the sidebar's model. Every failure is an ``st.error``. Python
     code in a model file is never run here (no trust option in the app).
     """
-    with bar.expander("Your model", expanded=False):
+    # Its widgets are drawn only while it is open (a lighter first page).
+    section = bar.expander("Your model", key="byo_open", on_change="rerun")
+    with section:
+        if not section.open:
+            st.caption("Load a Darknet or Keras model of your own.")
+            return
         kind = st.radio(
             "Format", list(BYO_KINDS), format_func=BYO_KINDS.get, key="byo_kind", horizontal=True
         )

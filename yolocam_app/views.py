@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
 
 import cv2
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 
-from yolocam_app import downloads, resources
+from yolocam_app import resources
 from yolocam_app.sidebar import Settings
 from yolocam_app.state import choice, prefer, remembered
 from yolocam_core import render
@@ -19,7 +17,6 @@ from yolocam_core.errors import YolocamError
 from yolocam_core.explainer import Explanation
 from yolocam_core.targets import TargetSpec
 
-PLOTLY_COLORSCALES = {"jet": "Jet", "turbo": "Turbo", "viridis": "Viridis"}
 #: Images drawn in the page (overlays, the photo) have at most this many pixels a side.
 VIEW_MAX_SIDE = 720
 
@@ -102,14 +99,6 @@ def _view_copy(key: str, _image: np.ndarray) -> tuple[np.ndarray, float]:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = cv2.resize(_image, size, interpolation=cv2.INTER_AREA)
     return small, small.shape[1] / w
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def photo_uri(key: str, _image: np.ndarray) -> str:
-    """The photo as a JPEG data URI (for plotly figures; a pixel array would be
-    megabytes of JSON)."""
-    data = base64.b64encode(downloads.jpeg_bytes(_image)).decode("ascii")
-    return f"data:image/jpeg;base64,{data}"
 
 
 def chosen_layers(model_name: str, scales: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
@@ -202,6 +191,9 @@ def target_ui(ctx: Context, part: str = "both", kind: str | None = None) -> Targ
         names = ctx.detector.class_names
         detected = list(dict.fromkeys(d.class_id for d in ctx.detections))
         order = detected + [c for c in range(len(names)) if c not in detected]
+        k = remembered(ctx.detection_key, 0)
+        if ctx.detections and 0 <= k < len(ctx.detections):  # the chosen detection's class
+            order.insert(0, order.pop(order.index(ctx.detections[k].class_id)))
         c = choice(
             st.selectbox,
             "Class (detected ones first)",
@@ -342,26 +334,6 @@ def _table_clicked(ctx: Context, key: str) -> None:
         choose_detection(ctx, int(rows[0]))
 
 
-def detection_from_points(points) -> int | None:
-    """The detection a plotly selection points at: the best-scoring (lowest index)
-    among the selected dots (their ``customdata`` is the detection's index)."""
-    found = []
-    for point in points or ():
-        data = point.get("customdata")
-        if isinstance(data, (list, tuple)):
-            data = data[0] if data else None
-        if isinstance(data, (int, float)) and not isinstance(data, bool):
-            found.append(int(data))
-    return min(found) if found else None
-
-
-def _dot_clicked(ctx: Context, key: str, curve: int) -> None:
-    points = [p for p in st.session_state[key].selection.points if p.get("curve_number") == curve]
-    k = detection_from_points(points)
-    if k is not None:
-        choose_detection(ctx, k)
-
-
 def static_photo(ctx: Context, chosen: int | None, caption: str | None = None, width="stretch"):
     """The photo with its detections (the chosen one highlighted), as an image."""
     boxes = [
@@ -395,166 +367,30 @@ def interactive_scale_ui(explanation: Explanation, heads) -> int:
 
     return choice(
         st.selectbox,
-        "Heatmap",
+        "Map shown",
         scales,
         key=f"interactive_scale:{explanation.method}:{explanation.target}",
         fallback=fallback,
         default=fallback(scales),
         format_func=label,
-        label_visibility="collapsed",
     )
 
 
-def heatmap_figure(
-    image: np.ndarray,
-    heatmap: np.ndarray,
-    grid: tuple[int, int],
-    to_network,
-    stride: int,
-    box=None,
-    colormap: str = "jet",
-    opacity: float = 0.5,
-    max_side: int = 120,
-    photo: str | None = None,
-    colorbar_title: str = "heat",
-    boxes=(),
-    labels=(),
-    colours=(),
-    chosen: int | None = None,
-) -> go.Figure:
-    """A plotly view of one heatmap over the photo: hover shows value and grid cell;
-    every detection's box (the chosen one highlighted) with a dot to click.
-
-    Args:
-        image: (H, W, 3) uint8 RGB.
-        heatmap: (H, W) in [0, 1].
-        grid: (rows, cols) of the scale's grid.
-        to_network: maps (N, 4) boxes in ``image`` pixels to network pixels.
-        stride: network pixels per cell.
-        box: (x1, y1, x2, y2) target box in image pixels, or None.
-        max_side: the heatmap layer is subsampled to at most this many cells a side.
-        photo: the photo as a data URI (else encoded here).
-        colorbar_title: the colour bar's title (e.g. the normalisation).
-        boxes: detections' boxes (x1, y1, x2, y2) in ``image`` pixels; the last trace
-            of the figure is then their dots, ``customdata`` = the detection's index.
-        labels, colours: per box, its label and RGB colour.
-        chosen: index of the box to highlight.
-    """
-    height, width = heatmap.shape
-    step = max(1, int(np.ceil(max(height, width) / max_side)))
-    ys = np.arange(step // 2, height, step)
-    xs = np.arange(step // 2, width, step)
-    values = heatmap[np.ix_(ys, xs)]
-    corners = np.stack([xs, np.zeros_like(xs), xs, np.zeros_like(xs)], axis=1)
-    net_x = to_network(corners.astype(float))[:, 0]
-    corners = np.stack([np.zeros_like(ys), ys, np.zeros_like(ys), ys], axis=1)
-    net_y = to_network(corners.astype(float))[:, 1]
-    cols = np.clip((net_x // stride).astype(int), 0, grid[1] - 1)
-    rows = np.clip((net_y // stride).astype(int), 0, grid[0] - 1)
-    cells = np.stack(np.broadcast_arrays(rows[:, None], cols[None, :]), axis=-1)
-    figure = go.Figure()
-    if photo is None:
-        shrink = min(1.0, 800 / max(height, width))
-        small = cv2.resize(image, (round(width * shrink), round(height * shrink)), cv2.INTER_AREA)
-        photo = "data:image/jpeg;base64," + base64.b64encode(downloads.jpeg_bytes(small)).decode()
-        dx = 1 / shrink
-    else:
-        dx = width / image.shape[1]
-    figure.add_trace(go.Image(source=photo, hoverinfo="skip", x0=0, y0=0, dx=dx, dy=dx))
-    figure.add_trace(
-        go.Heatmap(
-            z=values,
-            x=xs,
-            y=ys,
-            customdata=cells,
-            colorscale=PLOTLY_COLORSCALES[colormap],
-            zmin=0.0,
-            zmax=1.0,
-            opacity=opacity,
-            hovertemplate="value %{z:.3f}<br>grid cell (row %{customdata[0]}, "
-            "col %{customdata[1]})<br>pixel (%{x}, %{y})<extra></extra>",
-            colorbar={"title": colorbar_title, "thickness": 12},
-        )
-    )
-    if box is not None and chosen is None:
-        x1, y1, x2, y2 = box
-        figure.add_shape(
-            type="rect", x0=x1, y0=y1, x1=x2, y1=y2, line={"color": "white", "width": 2}
-        )
-    if len(boxes):
-        _add_boxes(figure, boxes, labels, colours, chosen)
-    figure.update_layout(
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        height=min(560, max(300, int(520 * height / max(width, 1)))),
-        dragmode="zoom",
-        hovermode="closest",
-    )
-    figure.update_xaxes(visible=False, range=[0, width])
-    figure.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
-    return figure
-
-
-def _add_boxes(figure: go.Figure, boxes, labels, colours, chosen: int | None) -> None:
-    """Detections' boxes (one line trace per colour, the chosen one on top in white
-    and its colour) and, last, one clickable dot per box at its centre."""
-    by_colour: dict[tuple, list[int]] = {}
-    for k, colour in enumerate(colours):
-        if k != chosen:
-            by_colour.setdefault(tuple(colour), []).append(k)
-    alpha = 0.5 if chosen is not None else 0.9
-    for colour, members in by_colour.items():
-        xs: list = []
-        ys: list = []
-        for k in members:
-            x1, y1, x2, y2 = boxes[k]
-            xs += [x1, x2, x2, x1, x1, None]
-            ys += [y1, y1, y2, y2, y1, None]
-        figure.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"color": f"rgba{(*colour, alpha)}", "width": 1.5},
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
-    if chosen is not None:
-        x1, y1, x2, y2 = boxes[chosen]
-        for colour, width in (("white", 5), (f"rgb{tuple(colours[chosen])}", 2.5)):
-            figure.add_trace(
-                go.Scatter(
-                    x=[x1, x2, x2, x1, x1],
-                    y=[y1, y1, y2, y2, y1],
-                    mode="lines",
-                    line={"color": colour, "width": width},
-                    hoverinfo="skip",
-                    showlegend=False,
-                )
-            )
-    figure.add_trace(
-        go.Scatter(
-            x=[(b[0] + b[2]) / 2 for b in boxes],
-            y=[(b[1] + b[3]) / 2 for b in boxes],
-            mode="markers",
-            customdata=list(range(len(boxes))),
-            hovertext=list(labels),
-            hovertemplate="%{hovertext}<br>click to explain<extra></extra>",
-            marker={
-                "size": [15 if k == chosen else 11 for k in range(len(boxes))],
-                "color": [f"rgb{tuple(c)}" for c in colours],
-                "line": {"color": "white", "width": 2},
-                "opacity": 1.0,
-            },
-            selected={"marker": {"opacity": 1.0}},
-            unselected={"marker": {"opacity": 1.0}},
-            showlegend=False,
-        )
-    )
+def _box_clicked(ctx: Context, key: str) -> None:
+    state = st.session_state.get(key)
+    k = getattr(state, "clicked", None)
+    if k is None and hasattr(state, "get"):
+        k = state.get("clicked")
+    if isinstance(k, (int, float)) and not isinstance(k, bool):
+        choose_detection(ctx, int(k))
 
 
 def interactive_ui(ctx: Context, explanation: Explanation, chosen: int | None = None) -> None:
-    """The interactive view of one scale's heatmap (opens on the own scale)."""
+    """The interactive view of one scale's heatmap (opens on the own scale), with every
+    detection's box: a click on one explains it (:mod:`yolocam_app.heatview`)."""
+    from yolocam_app import heatview
+    from yolocam_core.report import data_uri
+
     heads = ctx.detector.heads
     scale = interactive_scale_ui(explanation, heads)
     m = explanation.by_scale(scale)
@@ -569,29 +405,34 @@ def interactive_ui(ctx: Context, explanation: Explanation, chosen: int | None = 
         st.caption(
             f":orange[**{render.weak_text(m)}**]: this map shows what little this scale adds."
         )
-    dets = ctx.detections
-    figure = heatmap_figure(
-        ctx.view,
-        m.heatmap,
-        head.grid,
-        to_network,
-        head.stride,
-        explanation.box_xyxy,
-        ctx.settings.colormap,
-        ctx.settings.opacity,
-        photo=photo_uri(ctx.key, ctx.view),
-        colorbar_title=explanation.norm,
-        boxes=[tuple(v * f for v in d.box_xyxy) for d in dets],
-        labels=[ctx.label(k) for k in range(len(dets))],
-        colours=[render.PALETTE[d.class_id % len(render.PALETTE)] for d in dets],
-        chosen=chosen,
-    )
-    # A new key whenever the choice changes: the figure never keeps a stale selection.
-    key = f"interactive:{chosen}:{len(dets)}"
-    st.plotly_chart(
-        figure,
-        key=key,
-        on_select=functools.partial(_dot_clicked, ctx, key, len(figure.data) - 1),
-        selection_mode=("points",),
-        config={"displaylogo": False},
+    s = ctx.settings
+    boxes = []
+    for k, d in enumerate(ctx.detections):
+        x1, y1, x2, y2 = (v * f for v in d.box_xyxy)
+        r, g, b = render.PALETTE[d.class_id % len(render.PALETTE)]
+        boxes.append(
+            {
+                "x1": x1,
+                "y1": y1,
+                "x2": x2,
+                "y2": y2,
+                "label": ctx.label(k),
+                "colour": f"#{r:02x}{g:02x}{b:02x}",
+                "chosen": k == chosen,
+                "dim": chosen is not None and k != chosen,
+            }
+        )
+    if chosen is None and explanation.box_xyxy is not None:  # a target box, not a detection
+        x1, y1, x2, y2 = explanation.box_xyxy
+        boxes.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": explanation.target,
+                      "colour": "#ffffff", "chosen": True, "dim": False})  # fmt: skip
+    heatview.heat_view(
+        "heatview",
+        data_uri(render.overlay(ctx.view, m.heatmap, s.colormap, s.opacity)),
+        ctx.view.shape[:2],
+        heatview.heat_grid(m.heatmap, head.grid, to_network, head.stride),
+        boxes,
+        view_scale=f,
+        on_click=functools.partial(_box_clicked, ctx, "heatview"),
+        alt=f"{explanation.method} heatmap at {m.label} over the photo",
     )
