@@ -10,6 +10,7 @@ from yolocam_app.views import (
     chosen_detection,
     colorbar_image,
     context_or_stop,
+    explain_shown,
     explanation_heading,
     notes_ui,
     static_photo,
@@ -46,7 +47,7 @@ notes_ui(ctx)
 chosen = chosen_detection(ctx)
 scales = tuple(range(len(ctx.detector.heads)))
 widths = [1.2] + [2] * len(scales) + [0.6]  # method name, one column per scale, legend
-top = st.columns([2, 3])
+top = st.columns([1.2, 3])
 with top[0]:
     static_photo(ctx, chosen, caption=f"{settings.image_name} · the target's box highlighted")
 own = None
@@ -54,21 +55,11 @@ header = st.columns(widths)
 header[0].markdown("**method**")
 norm = None
 for method in methods:
-    slow = getattr(get_method(method), "black_box", False)
-    bar = st.progress(0.0, text=f"{get_method(method).title}: computing…") if slow else None
-
-    def progress(done: int, total: int, bar=bar) -> None:
-        if bar is not None:
-            bar.progress(done / max(total, 1), text=f"{done} of {total}")
-
     try:
-        explanation = ctx.explain(target, method, scales, batch=False, progress=progress)
+        explanation = explain_shown(ctx, target, method, scales, batch=False)
     except YolocamError as exc:  # e.g. a method that cannot explain this target
         st.warning(f"{get_method(method).title}: {exc}")
         continue
-    finally:
-        if bar is not None:
-            bar.empty()
     if norm is None:
         own, norm = explanation.own_scale, explanation.norm
         with top[1]:

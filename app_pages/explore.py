@@ -11,6 +11,7 @@ from yolocam_app.views import (
     context_or_stop,
     detections_table,
     display_width,
+    explain_shown,
     explanation_heading,
     interactive_ui,
     notes_ui,
@@ -43,7 +44,7 @@ def explore() -> None:
         scales = scales_ui(ctx)
     notes_ui(ctx)
     try:
-        explanation = ctx.explain(target, settings.method, scales)
+        explanation = explain_shown(ctx, target, settings.method, scales)
     except YolocamError as exc:  # e.g. an uploaded model evicted by other sessions
         st.error(f"Cannot explain this: {exc}.")
         return

@@ -277,3 +277,28 @@ def test_maps_zip_carries_metadata_and_the_report_is_self_contained(app, detecto
     assert len(parser.sources) == 1 + 2 + 1
     assert all(s.startswith("data:image/") for s in parser.sources)
     assert 'id="yolocam-metadata"' in page and "weak: 0.91% of the top scale" in page
+
+
+def test_a_slow_method_is_computed_on_a_worker_that_reports_progress(app, monkeypatch):
+    """The hook for D-RISE: a black-box method runs on a worker thread and gets a
+    ``progress(done, total)`` callback when the library's explain_many takes one."""
+    from yolocam_app import views
+    from yolocam_core.explainer import Explainer
+
+    seen = []
+    original = Explainer.explain_many
+
+    def explain_many(self, image, targets, method="gradcam", scales=None, layer=None,
+                     norm="auto", progress=None):  # fmt: skip
+        seen.append(progress)
+        if progress is not None:
+            progress(1, 2)
+            progress(2, 2)
+        return original(self, image, targets, method, scales, layer, norm)
+
+    monkeypatch.setattr(Explainer, "explain_many", explain_many)
+    monkeypatch.setattr(views, "is_slow", lambda method: method == "layercam")
+    widget(app.sidebar, "selectbox", "method").set_value("layercam").run()
+    assert not app.exception and not app.error
+    assert heading(app) == "layercam · person 0.99" and len(overlay_captions(app)) == 2
+    assert any(callable(p) for p in seen)

@@ -357,7 +357,17 @@ def explain_compact(
     detections = detect(model_name, key, _image, score, iou, max_detections)
     if batch and target.kind == "detection" and target.index < MAX_BATCH:
         every = explain_detections(
-            model_name, key, _image, score, iou, max_detections, method, scales, norm, layers
+            model_name,
+            key,
+            _image,
+            score,
+            iou,
+            max_detections,
+            method,
+            scales,
+            norm,
+            layers,
+            _progress,
         )
         return every[target.index]
     explainer = get_explainer(model_name)
@@ -381,6 +391,7 @@ def explain_detections(
     scales: tuple[int, ...],
     norm: str,
     layers: tuple[tuple[int, str], ...] = (),
+    _progress: Progress | None = None,
 ) -> list[Explanation]:
     """The first :data:`MAX_BATCH` detections explained from one forward pass, compact
     (``st.cache_data`` copies its value on every hit: a few kB each)."""
@@ -389,7 +400,7 @@ def explain_detections(
     targets = [TargetSpec("detection", k).build(detections) for k in range(count)]
     explainer = get_explainer(model_name)  # outside the slot: loading takes its own
     with heavy("explaining the detections"):
-        return _explain_many(explainer, _image, targets, method, scales, layers, norm, None)
+        return _explain_many(explainer, _image, targets, method, scales, layers, norm, _progress)
 
 
 def explain(

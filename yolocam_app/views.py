@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 
 import cv2
 import numpy as np
@@ -99,6 +100,51 @@ def _view_copy(key: str, _image: np.ndarray) -> tuple[np.ndarray, float]:
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = cv2.resize(_image, size, interpolation=cv2.INTER_AREA)
     return small, small.shape[1] / w
+
+
+def is_slow(method: str) -> bool:
+    """Whether a method works from masked images (D-RISE): seconds, not milliseconds."""
+    from yolocam_core.cams import get_method
+
+    return bool(getattr(get_method(method), "black_box", False))
+
+
+def explain_shown(
+    ctx: Context, target: TargetSpec, method: str, scales: tuple[int, ...], batch: bool = True
+) -> Explanation:
+    """:meth:`Context.explain`, with a progress bar for a slow method.
+
+    A slow method is computed on a worker thread that reports ``progress(done,
+    total)`` (e.g. masks done of all masks), while this (the script's) thread draws
+    the bar: Streamlit calls stay on the script's thread and out of the cached
+    function (whose element calls ``st.cache_data`` would replay).
+    """
+    if not is_slow(method):
+        return ctx.explain(target, method, scales, batch)
+    from streamlit.runtime.scriptrunner import add_script_run_ctx
+
+    state = {"done": 0, "total": 1}
+
+    def progress(done: int, total: int) -> None:
+        state["done"], state["total"] = done, total
+
+    def work() -> None:
+        try:
+            state["value"] = ctx.explain(target, method, scales, batch, progress=progress)
+        except BaseException as exc:  # re-raised on the script's thread
+            state["error"] = exc
+
+    worker = add_script_run_ctx(threading.Thread(target=work, daemon=True))
+    worker.start()
+    bar = st.progress(0.0, text=f"{method}: computing…")
+    while worker.is_alive():
+        worker.join(0.25)
+        done, total = state["done"], max(1, state["total"])
+        bar.progress(min(1.0, done / total), text=f"{method}: {done} of {total}")
+    bar.empty()
+    if "error" in state:
+        raise state["error"]
+    return state["value"]
 
 
 def chosen_layers(model_name: str, scales: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
