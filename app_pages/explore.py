@@ -62,17 +62,15 @@ def explore() -> None:
         )
     overlays_ui(ctx, explanation, row[1 : 1 + n], legend=row[-1])
 
-    table, interactive = st.columns([2, 3])
-    with table:
-        st.markdown("**Detections** · click a row to explain it")
-        detections_table(ctx, chosen, key="detections")
-        _downloads(explanation, target, chosen)
+    st.markdown("**Detections** · click a row to explain it")
+    detections_table(ctx, chosen, key="detections")
+    interactive, files = st.columns([3, 2])
     with interactive:
-        st.markdown(
-            "**Interactive view** · click a box's dot to explain it; hover for values and "
-            "grid cells, drag to zoom"
-        )
+        st.markdown("**Interactive view** · click a box to explain it")
         interactive_ui(ctx, explanation, chosen)
+    with files:
+        st.markdown("**Downloads**")
+        _downloads(explanation, target, chosen)
 
 
 def _downloads(explanation, target, chosen) -> None:

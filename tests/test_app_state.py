@@ -279,7 +279,7 @@ def test_maps_zip_carries_metadata_and_the_report_is_self_contained(app, detecto
     assert 'id="yolocam-metadata"' in page and "weak: 0.91% of the top scale" in page
 
 
-def test_a_slow_method_is_computed_on_a_worker_that_reports_progress(app, monkeypatch):
+def test_a_slow_method_is_computed_on_a_worker_that_reports_progress(app, monkeypatch, sample_rgb):
     """The hook for D-RISE: a black-box method runs on a worker thread and gets a
     ``progress(done, total)`` callback when the library's explain_many takes one."""
     from yolocam_app import views
@@ -298,7 +298,9 @@ def test_a_slow_method_is_computed_on_a_worker_that_reports_progress(app, monkey
 
     monkeypatch.setattr(Explainer, "explain_many", explain_many)
     monkeypatch.setattr(views, "is_slow", lambda method: method == "layercam")
+    # A photo nothing else explains (the caches are shared by the whole test run).
+    upload_photo(app, "mirrored.png", png(sample_rgb["bus.jpg"][:, ::-1].copy()))
     widget(app.sidebar, "selectbox", "method").set_value("layercam").run()
     assert not app.exception and not app.error
-    assert heading(app) == "layercam · person 0.99" and len(overlay_captions(app)) == 2
+    assert heading(app).startswith("layercam · person") and len(overlay_captions(app)) == 2
     assert any(callable(p) for p in seen)

@@ -169,6 +169,15 @@ def _overlay_captions(page) -> list[str]:
     return page.locator(OVERLAY).all_inner_texts()
 
 
+def _captions_js(count: str, first: str) -> str:
+    """A condition on the overlays' captions: how many, and how the first starts."""
+    return (
+        "(() => { const c = Array.from(document.querySelectorAll("
+        "\"[data-testid='stImageCaption']\")).map(e => e.innerText).filter(t => "
+        f"t.includes('stride')); return c.length {count} && c[0].startsWith('{first}'); }})()"
+    )
+
+
 def _heading(page) -> str:
     return page.locator("h3").filter(has_text=" · ").first.inner_text().strip()
 
@@ -248,18 +257,14 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
 
     # (b) One scale, 26×26: the interactive view's selector shows 26×26.
     page.get_by_text("One", exact=True).click()
-    page.wait_for_function(
-        "document.querySelectorAll(\"[data-testid='stImageCaption']\").length == 3"
-    )
+    page.wait_for_function(_captions_js("== 1", "13×13 · stride 32"), timeout=60_000)
     page.get_by_test_id("stSelectbox").filter(has_text="Scale").click()
     page.get_by_role("option", name="26×26 · stride 16").click()
-    page.get_by_text("26×26 · stride 16 · score").first.wait_for(timeout=60_000)
+    page.wait_for_function(_captions_js("== 1", "26×26 · stride 16"), timeout=60_000)
     assert [c.split(" · score")[0] for c in _overlay_captions(page)] == ["26×26 · stride 16"]
     assert _selectbox_shows(page, "Map shown").startswith("26×26 · stride 16")
     page.get_by_text("All side by side", exact=True).click()
-    page.wait_for_function(
-        "document.querySelectorAll(\"[data-testid='stImageCaption']\").length == 4"
-    )
+    page.wait_for_function(_captions_js("== 2", "13×13 · stride 32"), timeout=60_000)
 
     # A class.
     page.get_by_text("A class", exact=True).click()
@@ -307,8 +312,20 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
     )
     page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
     page.get_by_role("radiogroup", name="Image").get_by_text("Upload", exact=True).click()
-    page.get_by_text("Upload a photo in the sidebar").wait_for(timeout=60_000)  # no old photo
-    assert ".jpg" not in _photo_uploader_text(page) and ".png" not in _photo_uploader_text(page)
+    # Back to Upload: the browser keeps the uploaded file in the uploader, and the page
+    # explains exactly that photo (an empty uploader would mean no photo at all).
+    page.get_by_text("bus.jpg · the target's box highlighted").wait_for(
+        state="detached", timeout=60_000
+    )
+    page.wait_for_function(
+        "document.body.innerText.includes('Upload a photo in the sidebar') || "
+        'document.body.innerText.includes("person.jpg · the target\'s box highlighted")',
+        timeout=60_000,
+    )
+    if "person.jpg" in _photo_uploader_text(page):
+        assert page.get_by_text("person.jpg · the target's box highlighted").count() == 1
+    else:
+        assert page.get_by_text("Upload a photo in the sidebar").count() == 1
     page.get_by_text("Sample photo", exact=True).click()
     page.get_by_text("Model", exact=True).first.click()
     page.get_by_role("heading", name="Model · yolov4-tiny").wait_for(timeout=60_000)

@@ -33,7 +33,14 @@ JS = """
 export default function (component) {
   const { data, parentElement, setTriggerValue } = component;
   if (!data) return;
-  parentElement.innerHTML = "";
+  // Our own root: the component's root also holds its <style>, which must stay.
+  let root = parentElement.querySelector(".yc-root");
+  if (!root) {
+    root = document.createElement("div");
+    root.className = "yc-root";
+    parentElement.appendChild(root);
+  }
+  root.innerHTML = "";
   const d = data;
   const wrap = document.createElement("div");
   wrap.className = "yc-wrap";
@@ -88,11 +95,11 @@ export default function (component) {
   const tip = document.createElement("div");
   tip.className = "yc-tip";
   wrap.appendChild(tip);
-  parentElement.appendChild(wrap);
+  root.appendChild(wrap);
   const help = document.createElement("div");
   help.className = "yc-help";
   help.textContent = d.help;
-  parentElement.appendChild(help);
+  root.appendChild(help);
 
   // Zoom (wheel), pan (drag), reset (double-click); a click without a drag on a box
   // chooses it.

@@ -325,10 +325,8 @@ def overlays_ui(ctx: Context, explanation: Explanation, columns=None, legend=Non
     if legend is not None:
         legend.image(
             colorbar_image(s.colormap, explanation.norm),
-            caption="shared: compare colours across scales"
-            if explanation.norm == "shared"
-            else "per map: colours do not compare across scales",
             width="stretch",
+            output_format="PNG",
         )
 
 
@@ -386,8 +384,10 @@ def static_photo(ctx: Context, chosen: int | None, caption: str | None = None, w
         dataclasses.replace(d, box_xyxy=tuple(v * ctx.view_scale for v in d.box_xyxy))
         for d in ctx.detections
     ]
+    # Labels about 1/22 of the photo's side: readable where it is drawn small.
+    font = max(12, round(max(ctx.view.shape[:2]) / 22))
     st.image(
-        render.draw_detections(ctx.view, boxes, highlight=chosen),
+        render.draw_detections(ctx.view, boxes, highlight=chosen, font_size=font),
         caption=caption,
         width=width,
         output_format="JPEG",

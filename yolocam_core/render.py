@@ -305,6 +305,7 @@ def draw_detections(
     labels: Sequence[str] | None = None,
     highlight: int | None = None,
     max_labels: int = 60,
+    font_size: int | None = None,
 ) -> np.ndarray:
     """Boxes of detections, coloured by class, labelled ``"#0 person 0.99"`` by default.
 
@@ -314,11 +315,12 @@ def draw_detections(
         labels: one per detection; default ``"#k class score"``.
         highlight: index of the chosen detection (highlighted, the others dimmed).
         max_labels: at most this many labels (the highlighted one always).
+        font_size: label height in pixels (see :func:`draw_boxes`).
     """
     labels = labels or [f"#{k} {d.class_name} {d.score:.2f}" for k, d in enumerate(detections)]
     colours = [PALETTE[d.class_id % len(PALETTE)] for d in detections]
     return draw_boxes(
-        image, [d.box_xyxy for d in detections], labels, colours, highlight, max_labels
+        image, [d.box_xyxy for d in detections], labels, colours, highlight, max_labels, font_size
     )
 
 
