@@ -46,7 +46,7 @@ with controls[2]:
 notes_ui(ctx)
 chosen = chosen_detection(ctx)
 scales = tuple(range(len(ctx.detector.heads)))
-widths = [1.2] + [2] * len(scales) + [0.6]  # method name, one column per scale, legend
+widths = [1.2] + [2] * len(scales) + [0.6]  # method name, one column per scale, margin
 top = st.columns([1.2, 3])
 with top[0]:
     static_photo(ctx, chosen, caption=f"{settings.image_name} · the target's box highlighted")
@@ -76,6 +76,6 @@ for method in methods:
 for column, head in zip(header[1:-1], ctx.detector.heads, strict=True):
     column.markdown(f"**{head.label}**" + (" · ★ own scale" if head.index == own else ""))
 if norm is not None:
-    header[-1].image(colorbar_image(settings.colormap, norm), width="stretch")
+    top[1].image(colorbar_image(settings.colormap, norm), width=70, output_format="PNG")
 if not methods:
     st.info("Choose at least one method.")
