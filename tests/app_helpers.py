@@ -38,3 +38,9 @@ def overlay_captions(at: AppTest) -> list[str]:
 def scale_labels(at: AppTest) -> list[str]:
     """The overlays' scale labels, e.g. ["13×13 · stride 32", "26×26 · stride 16"]."""
     return [c.split(" · score")[0] for c in overlay_captions(at)]
+
+
+def photo_uploader(at: AppTest):
+    """The sidebar's photo uploader (keyed ``upload@<generation>``)."""
+    (uploader,) = [u for u in at.sidebar.get("file_uploader") if u.key.startswith("upload@")]
+    return uploader

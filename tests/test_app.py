@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_helpers import heading, overlay_captions, scale_labels, widget
+from app_helpers import heading, overlay_captions, photo_uploader, scale_labels, widget
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -84,9 +84,7 @@ def _png(array: np.ndarray) -> bytes:
 def test_upload_a_good_photo(app, sample_rgb):
     app.sidebar.radio(key="source").set_value("Upload").run()
     assert app.info and "Upload a photo" in app.info[0].value
-    app.sidebar.file_uploader(key="upload").upload(
-        "street.png", _png(sample_rgb["zidane.jpg"]), "image/png"
-    ).run()
+    photo_uploader(app).upload("street.png", _png(sample_rgb["zidane.jpg"]), "image/png").run()
     assert not app.exception and not app.error
     assert len(overlay_captions(app)) == 2
 
@@ -103,7 +101,7 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_running(app, samples, name,
     if content is None:
         content = samples["bus.jpg"].read_bytes()[:20000]
     app.sidebar.radio(key="source").set_value("Upload").run()
-    app.sidebar.file_uploader(key="upload").upload(name, content, "image/jpeg").run()
+    photo_uploader(app).upload(name, content, "image/jpeg").run()
     assert not app.exception
     assert len(app.error) == 1 and message in app.error[0].value
     assert overlay_captions(app) == []
@@ -118,7 +116,7 @@ def test_huge_image_is_refused_with_a_clear_error(app):
     buffer = io.BytesIO()
     big.save(buffer, format="PNG")
     app.sidebar.radio(key="source").set_value("Upload").run()
-    app.sidebar.file_uploader(key="upload").upload("huge.png", buffer.getvalue(), "image/png").run()
+    photo_uploader(app).upload("huge.png", buffer.getvalue(), "image/png").run()
     assert not app.exception
     assert len(app.error) == 1 and "100,000,000 pixels" in app.error[0].value
 
@@ -156,9 +154,7 @@ def test_model_page_lists_heads_and_lets_experts_pick_a_layer(app):
 def test_sidebar_choices_and_upload_survive_a_change_of_page(app, sample_rgb):
     widget(app.sidebar, "selectbox", "method").set_value("hirescam").run()
     app.sidebar.radio(key="source").set_value("Upload").run()
-    app.sidebar.file_uploader(key="upload").upload(
-        "street.png", _png(sample_rgb["zidane.jpg"]), "image/png"
-    ).run()
+    photo_uploader(app).upload("street.png", _png(sample_rgb["zidane.jpg"]), "image/png").run()
     app.switch_page("app_pages/compare_methods.py").run()
     assert widget(app.sidebar, "selectbox", "method").value == "hirescam"
     assert app.sidebar.radio(key="source").value == "Upload"

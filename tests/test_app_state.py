@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_helpers import heading, overlay_captions, scale_labels, widget
+from app_helpers import heading, overlay_captions, photo_uploader, scale_labels, widget
 from keras_models import small_model
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -59,7 +59,7 @@ def png(array: np.ndarray) -> bytes:
 def upload_photo(at: AppTest, name: str, data: bytes) -> None:
     if at.sidebar.radio(key="source").value != "Upload":
         at.sidebar.radio(key="source").set_value("Upload").run()
-    at.sidebar.file_uploader(key="upload").upload(name, data, "image/png").run()
+    photo_uploader(at).upload(name, data, "image/png").run()
     assert not at.exception, at.exception
 
 
@@ -116,15 +116,18 @@ def test_c_the_uploader_holds_the_photo_that_is_explained(app, sample_rgb):
     for page in ("app_pages/compare_methods.py", "app_pages/faithfulness.py", EXPLORE):
         app.switch_page(page).run()
         assert not app.exception and not app.error
-        held = app.sidebar.file_uploader(key="upload").value  # still in the uploader
+        held = photo_uploader(app).value  # still in the uploader
         assert held.name == "street.png" and held.getvalue() == photo
         captions = [c for img in app.get("image") for c in img.captions]
         assert not any(c.startswith("bus.jpg") for c in captions)
     assert any(c.startswith("street.png ·") for img in app.get("image") for c in img.captions)
-    # Sample -> Upload: the uploader is empty, and so is the page (no old photo).
+    # Sample -> Upload: a new uploader (a browser could otherwise show the old file in
+    # it without sending it), empty, and so is the page (no old photo).
+    before = photo_uploader(app).key
     app.sidebar.radio(key="source").set_value("Sample photo").run()
     app.sidebar.radio(key="source").set_value("Upload").run()
     assert not app.exception
+    assert photo_uploader(app).key != before and not photo_uploader(app).value
     assert app.info and "Upload a photo" in app.info[0].value
     assert overlay_captions(app) == []
 

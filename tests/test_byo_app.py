@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from app_helpers import heading, scale_labels, widget
+from app_helpers import heading, photo_uploader, scale_labels, widget
 from keras_models import make_one_class_fire, small_model
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -193,7 +193,7 @@ def test_upload_size_limits(app, voc_keras, monkeypatch, sample_rgb):
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(sample_rgb["zidane.jpg"])).save(buffer, format="PNG")
     app.sidebar.radio(key="source").set_value("Upload").run()
-    app.sidebar.file_uploader(key="upload").upload("big.png", buffer.getvalue(), "image/png").run()
+    photo_uploader(app).upload("big.png", buffer.getvalue(), "image/png").run()
     assert not app.exception
     assert any("the limit for a photo is" in e.value for e in app.error)
     assert overlay_captions(app) == []

@@ -113,6 +113,14 @@ def current() -> Settings:
     return settings
 
 
+def _source_changed() -> None:
+    """Leaving "Upload": its uploader is not drawn while a sample is shown, so coming
+    back gets a new, empty one (a new key). Otherwise the browser may show the old file
+    in the uploader again without sending it, and the page and the uploader disagree."""
+    if st.session_state.get("source") != "Upload":
+        st.session_state["upload_generation"] = st.session_state.get("upload_generation", 0) + 1
+
+
 def _model_labels() -> dict[str, str]:
     """Model key -> label shown in the Model box (uploaded models by file name)."""
     uploaded = st.session_state.get("byo_models", {})
@@ -173,7 +181,13 @@ def sidebar_ui() -> Settings:
         help=f"{ZOO[DEFAULT_MODEL].description}. Load your own under 'Your model' at the "
         "bottom of this sidebar.",
     )
-    source = bar.radio("Image", ["Sample photo", "Upload"], horizontal=True, key="source")
+    source = bar.radio(
+        "Image",
+        ["Sample photo", "Upload"],
+        horizontal=True,
+        key="source",
+        on_change=_source_changed,
+    )
     if source == "Sample photo":
         photos = resources.samples()
         name = choice(bar.selectbox, "Sample", list(photos), key="sample")
@@ -182,7 +196,7 @@ def sidebar_ui() -> Settings:
         upload = bar.file_uploader(
             "Photo (JPEG, PNG, WebP or BMP)",
             type=UPLOAD_TYPES,
-            key="upload",
+            key=f"upload@{st.session_state.get('upload_generation', 0)}",
             max_upload_size=resources.widget_limit_mb("image"),
         )
         # The photo in use is exactly the one in the uploader: nothing else is kept.
