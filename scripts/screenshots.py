@@ -1,11 +1,11 @@
 """Regenerate the README screenshots in docs/screenshots/.
 
-Uses public-domain / CC0 photos from scikit-image's bundled sample data (the
-astronaut Eileen Collins, NASA, public domain; coffee, CC0 by Rachel Michetti), so
-that no third-party photo is committed. Needs Debian's chromium, playwright and
-scikit-image in .venv:
+Uses only the app's own public-domain / CC0 sample photos (assets/samples, see
+assets/LICENSE.md: the astronaut Eileen Collins, NASA, public domain; coffee, CC0 by
+Rachel Michetti), so that no third-party photo is committed. Needs Debian's chromium
+and playwright in .venv (the dev requirements):
 
-    .venv/bin/pip install scikit-image && .venv/bin/python scripts/screenshots.py
+    .venv/bin/python scripts/screenshots.py
 """
 
 from __future__ import annotations
@@ -14,13 +14,11 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from PIL import Image
 from playwright.sync_api import sync_playwright
-from skimage import data
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
@@ -34,13 +32,18 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+CAPTION = "[data-testid='stImageCaption']:has-text('stride')"
+
+
+def choose_sample(page, name: str) -> None:
+    """Pick a sample photo in the sidebar and wait for its heatmaps."""
+    page.get_by_test_id("stSelectbox").filter(has_text="Sample").click()
+    page.get_by_role("option", name=name, exact=True).click()
+    page.get_by_text(f"{name} ·").first.wait_for(timeout=120_000)
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    photos = Path(tempfile.mkdtemp())
-    Image.fromarray(data.astronaut()).save(photos / "astronaut.png")
-    Image.fromarray(data.coffee()).save(photos / "coffee.png")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -55,25 +58,19 @@ def main() -> None:
         time.sleep(5)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page = browser.new_page(viewport={"width": 1400, "height": 1250})
             page.goto(f"http://127.0.0.1:{port}")
-            caption = "[data-testid='stImageCaption']:has-text('stride')"
-            page.locator(caption).first.wait_for(timeout=180_000)
-            page.get_by_role("radiogroup", name="Image").get_by_text("Upload", exact=True).click()
-            upload = (
-                page.get_by_test_id("stFileUploader")
-                .filter(has_text="Photo (JPEG")
-                .locator("[data-testid='stFileUploaderDropzoneInput']")
-            )
-            upload.set_input_files(str(photos / "coffee.png"))
-            page.get_by_text("coffee.png ·").first.wait_for(timeout=60_000)
-            page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+            page.locator(CAPTION).first.wait_for(timeout=180_000)
+            choose_sample(page, "coffee.jpg")
+            page.locator("[data-testid='yolocamHeatView']").first.wait_for(timeout=60_000)
             time.sleep(2)
             page.screenshot(path=str(OUT / "explore.png"))
-            upload.set_input_files(str(photos / "astronaut.png"))
-            page.get_by_text("astronaut.png ·").first.wait_for(timeout=60_000)
+            choose_sample(page, "astronaut.jpg")
             page.get_by_text("Compare methods", exact=True).first.click()
             page.get_by_role("heading", name="Compare CAM methods").wait_for(timeout=60_000)
+            page.get_by_text("astronaut.jpg · the target's box highlighted").wait_for(
+                timeout=120_000
+            )
             page.wait_for_function(
                 "document.querySelectorAll(\"[data-testid='stImage']\").length >= 12",
                 timeout=120_000,

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_helpers import heading, overlay_captions, photo_uploader, scale_labels, widget
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
+EXPLORE = "app_pages/explore.py"
 TIMEOUT = 180  # the first run converts or loads the model
 
 
@@ -20,16 +22,6 @@ def app() -> AppTest:
     at.run()
     assert not at.exception, at.exception
     return at
-
-
-def heading(at: AppTest) -> str:
-    """The "<method> · <target>" heading above the overlays."""
-    return next(h.value for h in at.main.subheader if " · " in h.value)
-
-
-def overlay_captions(at: AppTest) -> list[str]:
-    """Captions of the heatmap overlays (they name the scale's grid and stride)."""
-    return [c for img in at.get("image") for c in img.captions if "stride" in c]
 
 
 def test_default_state_detects_and_explains_a_sample(app):
@@ -42,21 +34,21 @@ def test_default_state_detects_and_explains_a_sample(app):
     )
     assert any("detection(s)" in c for img in app.get("image") for c in img.captions)
     assert heading(app).startswith("gradcam · person")  # the top detection
-    assert len(app.get("download_button")) == 3
+    assert len(app.get("download_button")) == 4
 
 
 def test_switching_target_scale_and_method_changes_the_view(app):
     first = heading(app)
-    app.selectbox(key="target_detection").set_value(3).run()
+    widget(app, "selectbox", "target_detection:").set_value(3).run()
     assert heading(app) != first and "bus" in heading(app)
-    app.radio(key="target_kind").set_value("A class").run()
+    widget(app, "radio", "target_kind").set_value("A class").run()
     assert heading(app).startswith("gradcam · class ")
-    app.radio(key="target_kind").set_value("Whole head output (article)").run()
+    widget(app, "radio", "target_kind").set_value("Whole head output (article)").run()
     assert "whole head output" in heading(app)
-    app.radio(key="scales_mode").set_value("One").run()
-    app.selectbox(key="scales_one").set_value(1).run()
-    assert [c.split(" · score")[0] for c in overlay_captions(app)] == ["26×26 · stride 16"]
-    app.sidebar.selectbox(key="method").set_value("gradcam++").run()
+    widget(app, "radio", "scales_mode").set_value("One").run()
+    widget(app, "selectbox", "scales_one").set_value(1).run()
+    assert scale_labels(app) == ["26×26 · stride 16"]
+    widget(app.sidebar, "selectbox", "method").set_value("gradcam++").run()
     assert heading(app).startswith("gradcam++ ·")
     assert not app.exception and not app.error
 
@@ -67,13 +59,20 @@ def test_drawing_options_do_not_recompute(app, monkeypatch):
     calls = []
     original = Explainer.explain_many
     monkeypatch.setattr(
-        Explainer, "explain_many", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+        Explainer,
+        "explain_many",
+        lambda self, fwd, targets, *a, **k: (
+            calls.append(len(targets)) or original(self, fwd, targets, *a, **k)
+        ),
     )
     app.sidebar.selectbox(key="colormap").set_value("viridis").run()
     app.sidebar.slider(key="opacity").set_value(0.8).run()
     assert calls == []
-    app.sidebar.selectbox(key="method").set_value("layercam").run()
-    assert calls == [1]
+    widget(app.sidebar, "selectbox", "method").set_value("layercam").run()
+    # bus.jpg's 6 detections, explained together in chunks of EXPLAIN_CHUNK
+    from yolocam_app.resources import EXPLAIN_CHUNK
+
+    assert sum(calls) == 6 and max(calls) <= EXPLAIN_CHUNK
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -85,9 +84,7 @@ def _png(array: np.ndarray) -> bytes:
 def test_upload_a_good_photo(app, sample_rgb):
     app.sidebar.radio(key="source").set_value("Upload").run()
     assert app.info and "Upload a photo" in app.info[0].value
-    app.sidebar.file_uploader(key="upload").upload(
-        "street.png", _png(sample_rgb["zidane.jpg"]), "image/png"
-    ).run()
+    photo_uploader(app).upload("street.png", _png(sample_rgb["zidane.jpg"]), "image/png").run()
     assert not app.exception and not app.error
     assert len(overlay_captions(app)) == 2
 
@@ -104,7 +101,7 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_running(app, samples, name,
     if content is None:
         content = samples["bus.jpg"].read_bytes()[:20000]
     app.sidebar.radio(key="source").set_value("Upload").run()
-    app.sidebar.file_uploader(key="upload").upload(name, content, "image/jpeg").run()
+    photo_uploader(app).upload(name, content, "image/jpeg").run()
     assert not app.exception
     assert len(app.error) == 1 and message in app.error[0].value
     assert overlay_captions(app) == []
@@ -119,22 +116,26 @@ def test_huge_image_is_refused_with_a_clear_error(app):
     buffer = io.BytesIO()
     big.save(buffer, format="PNG")
     app.sidebar.radio(key="source").set_value("Upload").run()
-    app.sidebar.file_uploader(key="upload").upload("huge.png", buffer.getvalue(), "image/png").run()
+    photo_uploader(app).upload("huge.png", buffer.getvalue(), "image/png").run()
     assert not app.exception
     assert len(app.error) == 1 and "100,000,000 pixels" in app.error[0].value
 
 
+def overlay_panels(at: AppTest) -> list[str]:
+    """The Compare page's overlays (captioned "score …")."""
+    return [c for img in at.get("image") for c in img.captions if c.startswith("score ")]
+
+
 def test_compare_methods_page_shows_methods_by_scales(app):
-    app.switch_page("pages/1_Compare_methods.py").run()
+    app.switch_page("app_pages/compare_methods.py").run()
     assert not app.exception
-    images = app.get("image")
-    assert len(images) == 6 * 2  # six methods × two scales
-    app.multiselect(key="compare_methods").set_value(["gradcam", "eigencam"]).run()
-    assert len(app.get("image")) == 2 * 2
+    assert len(overlay_panels(app)) == 6 * 2  # six methods × two scales
+    widget(app, "multiselect", "compare_methods").set_value(["gradcam", "eigencam"]).run()
+    assert len(overlay_panels(app)) == 2 * 2
 
 
 def test_model_page_lists_heads_and_lets_experts_pick_a_layer(app):
-    app.switch_page("pages/2_Model.py").run()
+    app.switch_page("app_pages/model.py").run()
     assert not app.exception
     assert app.title[0].value == "Model · yolov4-tiny"
     heads = app.dataframe[0].value
@@ -142,23 +143,21 @@ def test_model_page_lists_heads_and_lets_experts_pick_a_layer(app):
     assert list(heads["CAM layer (default)"]) == ["conv_28_leaky", "conv_35_leaky"]
     app.selectbox(key="layer_yolov4-tiny_0").set_value("conv_27_leaky").run()
     assert app.session_state["layers"] == {"yolov4-tiny": {0: "conv_27_leaky"}}
-    app.switch_page("app.py").run()
+    app.switch_page(EXPLORE).run()
     assert not app.exception and len(overlay_captions(app)) == 2
     # One scale only: the layer chosen for the other scale is left out, not an error.
-    app.radio(key="scales_mode").set_value("One").run()
-    app.selectbox(key="scales_one").set_value(1).run()
+    widget(app, "radio", "scales_mode").set_value("One").run()
+    widget(app, "selectbox", "scales_one").set_value(1).run()
     assert not app.exception and not app.error and len(overlay_captions(app)) == 1
 
 
 def test_sidebar_choices_and_upload_survive_a_change_of_page(app, sample_rgb):
-    app.sidebar.selectbox(key="method").set_value("hirescam").run()
+    widget(app.sidebar, "selectbox", "method").set_value("hirescam").run()
     app.sidebar.radio(key="source").set_value("Upload").run()
-    app.sidebar.file_uploader(key="upload").upload(
-        "street.png", _png(sample_rgb["zidane.jpg"]), "image/png"
-    ).run()
-    app.switch_page("pages/1_Compare_methods.py").run()
-    assert app.sidebar.selectbox(key="method").value == "hirescam"
+    photo_uploader(app).upload("street.png", _png(sample_rgb["zidane.jpg"]), "image/png").run()
+    app.switch_page("app_pages/compare_methods.py").run()
+    assert widget(app.sidebar, "selectbox", "method").value == "hirescam"
     assert app.sidebar.radio(key="source").value == "Upload"
     assert not app.info and not app.error  # the uploaded photo is still there
-    app.switch_page("app.py").run()
+    app.switch_page(EXPLORE).run()
     assert heading(app).startswith("hirescam ·")

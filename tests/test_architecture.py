@@ -33,7 +33,7 @@ def module_name(path: Path) -> str:
 def source_files() -> dict[str, Path]:
     """Module name -> file, for the library, the app package, the app pages and bench."""
     files = {}
-    for pattern in ("yolocam_core/**/*.py", "yolocam_app/**/*.py", "pages/*.py", "bench/*.py"):
+    for pattern in ("yolocam_core/**/*.py", "yolocam_app/**/*.py", "app_pages/*.py", "bench/*.py"):
         for path in sorted(ROOT.glob(pattern)):
             files[module_name(path)] = path
     files["app"] = ROOT / "app.py"

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from app_helpers import heading, photo_uploader, scale_labels, widget
 from keras_models import make_one_class_fire, small_model
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -29,6 +30,7 @@ TIMEOUT = 180
 @pytest.fixture
 def app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["byo_open"] = True  # the "Your model" section, open
     at.run()
     assert not at.exception, at.exception
     return at
@@ -44,13 +46,7 @@ def voc_keras(tmp_path_factory) -> bytes:
 
 
 def overlay_captions(at: AppTest) -> list[str]:
-    return [
-        c.split(" · score")[0] for img in at.get("image") for c in img.captions if "stride" in c
-    ]
-
-
-def heading(at: AppTest) -> str:
-    return next(h.value for h in at.main.subheader if " · " in h.value)
+    return scale_labels(at)
 
 
 def upload(at: AppTest, key: str, name: str, data: bytes) -> None:
@@ -62,25 +58,26 @@ def test_upload_a_keras_model_and_explain_every_head(app, voc_keras):
     app.sidebar.selectbox(key="byo_classes").set_value("voc").run()
     app.sidebar.button(key="byo_load").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
-    assert app.sidebar.selectbox(key="model").value.startswith("upload:")
+    assert widget(app.sidebar, "selectbox", "model").value.startswith("upload:")
     assert overlay_captions(app) == ["4×4 · stride 32", "8×8 · stride 16", "16×16 · stride 8"]
     assert heading(app).startswith("gradcam · dog")  # VOC names in the detections
     # Every page uses it; choices survive a change of page.
-    app.switch_page("pages/2_Model.py").run()
+    app.switch_page("app_pages/model.py").run()
     assert not app.exception and app.title[0].value == "Model · voc_small.keras"
     assert list(app.dataframe[0].value["CAM layer (default)"]) == [
         "conv_pw_pred_1_leaky_relu",
         "conv_pw_pred_2_leaky_relu",
         "conv_pw_pred_3_leaky_relu",
     ]
-    app.switch_page("pages/1_Compare_methods.py").run()
-    assert not app.exception and len(app.get("image")) == 6 * 3
+    app.switch_page("app_pages/compare_methods.py").run()
+    panels = [c for img in app.get("image") for c in img.captions if c.startswith("score ")]
+    assert not app.exception and len(panels) == 6 * 3
     # Back to the default model, and to ours again, without reloading it.
-    app.switch_page("app.py").run()
-    ours = app.sidebar.selectbox(key="model").value
-    app.sidebar.selectbox(key="model").set_value("yolov4-tiny").run()
+    app.switch_page("app_pages/explore.py").run()
+    ours = widget(app.sidebar, "selectbox", "model").value
+    widget(app.sidebar, "selectbox", "model").set_value("yolov4-tiny").run()
     assert len(overlay_captions(app)) == 2
-    app.sidebar.selectbox(key="model").set_value(ours).run()
+    widget(app.sidebar, "selectbox", "model").set_value(ours).run()
     assert len(overlay_captions(app)) == 3 and not app.error
 
 
@@ -105,11 +102,11 @@ def test_expert_layers_stay_with_their_model(app, default_model_files):
     upload(app, "byo_weights", "copy.weights", weights.read_bytes())
     app.sidebar.button(key="byo_load").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
-    copy = app.sidebar.selectbox(key="model").value
+    copy = widget(app.sidebar, "selectbox", "model").value
     assert copy.startswith("upload:")
-    app.switch_page("pages/2_Model.py").run()
+    app.switch_page("app_pages/model.py").run()
     app.selectbox(key=f"layer_{copy}_0").set_value("conv_27_leaky").run()
-    app.sidebar.selectbox(key="model").set_value("yolov4-tiny").run()
+    widget(app.sidebar, "selectbox", "model").set_value("yolov4-tiny").run()
     assert not app.exception
     layers = app.session_state["layers"]
     assert layers[copy] == {0: "conv_27_leaky"} and not layers.get("yolov4-tiny")
@@ -122,8 +119,8 @@ def test_an_explain_error_in_the_explore_part_is_one_message(app, monkeypatch):
     def evicted(*args, **kwargs):
         raise YolocamError("this uploaded model is no longer loaded; load it again")
 
-    monkeypatch.setattr(resources, "explain", evicted)
-    app.radio(key="target_kind").set_value("A class").run()
+    monkeypatch.setattr(resources, "explain_compact", evicted)
+    widget(app, "radio", "target_kind").set_value("A class").run()
     assert not app.exception
     assert any("no longer loaded" in e.value for e in app.error)
 
@@ -166,7 +163,7 @@ def test_bad_model_files_show_one_error_and_the_app_keeps_working(app, tmp_path,
     assert len(errors) == 1 and message in errors[0], errors
     assert "Traceback" not in errors[0]
     assert "--trust-model-code" not in errors[0] or "never" in errors[0]
-    assert app.sidebar.selectbox(key="model").value == "yolov4-tiny"
+    assert widget(app.sidebar, "selectbox", "model").value == "yolov4-tiny"
     assert len(overlay_captions(app)) == 2
 
 
@@ -196,7 +193,7 @@ def test_upload_size_limits(app, voc_keras, monkeypatch, sample_rgb):
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(sample_rgb["zidane.jpg"])).save(buffer, format="PNG")
     app.sidebar.radio(key="source").set_value("Upload").run()
-    app.sidebar.file_uploader(key="upload").upload("big.png", buffer.getvalue(), "image/png").run()
+    photo_uploader(app).upload("big.png", buffer.getvalue(), "image/png").run()
     assert not app.exception
     assert any("the limit for a photo is" in e.value for e in app.error)
     assert overlay_captions(app) == []

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import pickle
 
+import cv2
 import numpy as np
 import pytest
 
 from yolocam_core import models
-from yolocam_core.detector import Detection, Detector, Letterbox
+from yolocam_core.detector import (
+    DEFAULT_MAX_DETECTIONS,
+    Detection,
+    Detections,
+    Detector,
+    Letterbox,
+)
 from yolocam_core.errors import ModelNotFoundError, WeightsError, YolocamError
 from yolocam_core.models import cache, darknet, zoo
 
@@ -109,6 +117,145 @@ def test_class_names_must_match_the_model(detector):
         Detector(model, heads, detector.class_names[:79])
     generic = Detector(model, heads, [])
     assert generic.class_names[0] == "class_0" and generic.num_classes == 80
+
+
+# -- bounded detection: max_detections and the candidate cap -------------------------------
+
+
+def flood(detector, seed: int = 0, box_scale: float = 1.0, score_high: float = 1.0):
+    """Decoded heads as an untrained model gives them: random boxes, and scores of
+    every class of every anchor uniform in [0, score_high]."""
+    rng = np.random.default_rng(seed)
+    decoded = []
+    for head in detector.heads:
+        h, w = head.grid
+        a, c = head.num_anchors, detector.num_classes
+        centres = rng.uniform(0.05, 0.95, (1, h, w, a, 2))
+        sizes = rng.uniform(0.02, 0.3, (1, h, w, a, 2)) * box_scale
+        boxes = np.concatenate([centres, sizes], axis=-1).astype(np.float32)
+        objectness = rng.uniform(0.5, 1.0, (1, h, w, a)).astype(np.float32)
+        scores = rng.uniform(0.0, score_high, (1, h, w, a, c)).astype(np.float32)
+        decoded.append((boxes, objectness, scores))
+    return decoded
+
+
+def reference_nms(detector, decoded, letterbox, score, iou) -> list[tuple]:
+    """Threshold + OpenCV NMS over *all* candidates, written here (no cap), best first,
+    as (class_id, scale, row, col, anchor, score) tuples."""
+    net_h, net_w = detector.input_size
+    boxes, scores, classes, ids = [], [], [], []
+    for scale, (b, _, s) in enumerate(decoded):
+        for row, col, anchor, cls in zip(*np.nonzero(s[0] > score), strict=True):
+            cx, cy, w, h = b[0, row, col, anchor].astype(np.float64)
+            boxes.append([(cx - w / 2) * net_w, (cy - h / 2) * net_h, w * net_w, h * net_h])
+            scores.append(float(s[0, row, col, anchor, cls]))
+            classes.append(int(cls))
+            ids.append((int(cls), scale, int(row), int(col), int(anchor)))
+    keep = np.asarray(cv2.dnn.NMSBoxesBatched(boxes, scores, classes, score, iou)).reshape(-1)
+    out = [(*ids[k], np.float32(scores[k]).item()) for k in keep.tolist()]
+    return sorted(out, key=lambda t: -t[-1])
+
+
+def tie_order(t: tuple) -> tuple:
+    return (-t[-1], *t[:-1])
+
+
+def as_ids(detections) -> list[tuple]:
+    return [(d.class_id, d.scale, *d.cell, d.anchor, d.score) for d in detections]
+
+
+@pytest.fixture(scope="module")
+def flood_and_reference(detector):
+    decoded = flood(detector, seed=1, score_high=0.3)
+    letterbox = detector.letterbox_for((416, 416))
+    return decoded, letterbox, reference_nms(detector, decoded, letterbox, 0.25, 0.45)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_detections", [1, 25, 200, None])
+def test_capped_detections_are_the_best_of_full_nms(detector, flood_and_reference, max_detections):
+    """NMS on a growing window of the best candidates gives exactly the first
+    max_detections of NMS over all candidates (here ~34,000 candidates, 3,000+ kept)."""
+    decoded, letterbox, reference = flood_and_reference
+    assert len(reference) > 1000
+    ours = detector.postprocess(
+        decoded, letterbox, 0.25, 0.45, max_detections=max_detections, max_candidates=None
+    )
+    assert isinstance(ours, Detections)
+    want = reference if max_detections is None else reference[:max_detections]
+    # Equal float32 scores may come in either order: compare in one order.
+    assert sorted(as_ids(ours), key=tie_order) == sorted(want, key=tie_order)
+    candidates = sum(int((s > 0.25).sum()) for _, _, s in decoded)
+    assert ours.candidates == candidates
+    assert ours.capped == (max_detections is not None)
+    if max_detections is None:
+        assert ours.total == len(reference) and ours.note() is None
+    else:
+        assert ours.total is None
+        note = ours.note()
+        assert f"{candidates:,} candidate boxes at score ≥ 0.25" in note
+        assert f"showing the {max_detections:,} best — raise the score threshold" in note
+
+
+@pytest.mark.slow
+def test_a_flood_is_cut_to_the_default_cap_quickly(detector):
+    """An untrained model's ~100,000 candidates: 300 detections, found without running
+    NMS over all of them (the window stops growing once 300 survive)."""
+    decoded = flood(detector, seed=2)
+    letterbox = detector.letterbox_for((480, 640))
+    detections = detector.postprocess(decoded, letterbox)
+    assert len(detections) == DEFAULT_MAX_DETECTIONS and detections.capped
+    assert detections.candidates > 100_000
+    assert detections.considered < detections.candidates / 10
+    assert [d.score for d in detections] == sorted((d.score for d in detections), reverse=True)
+    assert detections.score_threshold == 0.25
+
+
+@pytest.mark.slow
+def test_the_candidate_cap_is_reported(detector):
+    """Every box overlaps every other (one class wins per place): NMS would need many
+    candidates; with a candidate cap below the count, the note says so."""
+    decoded = flood(detector, seed=3, box_scale=3.0)
+    letterbox = detector.letterbox_for((416, 416))
+    few = detector.postprocess(decoded, letterbox, max_detections=5000, max_candidates=2000)
+    assert few.considered == 2000 < few.candidates and not few.capped
+    assert few.total is None
+    assert "only the 2,000 highest-scoring went through NMS" in few.note()
+    everything = detector.postprocess(decoded, letterbox, max_detections=5000, max_candidates=None)
+    # NMS over the 2,000 best candidates = the part of full NMS made of those
+    # candidates (compared above the lowest score considered, where ties cannot differ).
+    cut = min(d.score for d in few)
+    assert {i for i in as_ids(everything) if i[-1] > cut} == {i for i in as_ids(few) if i[-1] > cut}
+    assert len(everything) > len(few)
+
+
+@pytest.mark.slow
+def test_the_cap_leaves_ordinary_photos_alone(detector, sample_rgb):
+    image = sample_rgb["bus.jpg"]
+    capped = detector.detect(image)
+    assert capped == detector.detect(image, max_detections=None)
+    assert not capped.capped and capped.total == len(capped) and capped.note() is None
+    two = detector.detect(image, max_detections=2)
+    assert two == capped[:2] and two.capped and "showing the 2 best" in two.note()
+    copy = pickle.loads(pickle.dumps(two))  # the app caches detections (st.cache_data)
+    assert copy == two and copy.capped and copy.candidates == two.candidates
+    # The explainer's detect (from a forward pass it reuses) takes the same cap.
+    from yolocam_core.explainer import Explainer
+
+    explainer = Explainer(detector)
+    fwd = explainer.forward(image)
+    assert explainer.detect(fwd) == capped
+    again = explainer.detect(fwd, max_detections=2)
+    assert again == two and again.capped and again.candidates == two.candidates
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_max_detections_is_validated(detector, bad):
+    with pytest.raises(ValueError, match="max_detections must be a whole number"):
+        detector.postprocess(
+            flood(detector), detector.letterbox_for((416, 416)), max_detections=bad
+        )
 
 
 # -- letterbox ---------------------------------------------------------------------------

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from app_helpers import widget
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGE = "pages/3_Faithfulness.py"
+PAGE = "app_pages/faithfulness.py"
 TIMEOUT = 240  # the first run loads the model and measures two methods × two scales
 
 pytestmark = pytest.mark.slow
@@ -48,26 +49,26 @@ def test_page_shows_curves_table_and_reading(page):
 
 
 def test_methods_detection_and_scale_change_the_view(page):
-    page.multiselect(key="faith_methods").set_value(["eigencam"]).run()
+    widget(page, "multiselect", "faith_methods").set_value(["eigencam"]).run()
     assert not page.exception and not page.error
     assert list(page.dataframe[0].value["method"]) == ["eigencam", "eigencam"]
-    page.selectbox(key="faith_detection").set_value(3).run()  # bus.jpg's bus
+    widget(page, "selectbox", "target_detection:").set_value(3).run()  # bus.jpg's bus
     assert "bus" in page.markdown[-1].value or any("bus" in m.value for m in page.markdown)
-    page.radio(key="faith_scale").set_value(1).run()
+    widget(page, "radio", "faith_scale:").set_value(1).run()
     assert page.success[0].value.startswith("At 26×26 · stride 16")
     assert len(charts(page)) == 2
-    page.multiselect(key="faith_methods").set_value([]).run()
+    widget(page, "multiselect", "faith_methods").set_value([]).run()
     assert page.info and "at least one method" in page.info[0].value
     assert charts(page) == []
 
 
 def test_no_detection_says_what_to_do(page):
     page.sidebar.slider(key="score").set_value(0.95).run()
-    page.sidebar.selectbox(key="sample").set_value("zidane.jpg").run()
+    widget(page.sidebar, "selectbox", "sample").set_value("zidane.jpg").run()
     assert not page.exception
     assert page.info and "No detection" in page.info[0].value
     page.sidebar.slider(key="score").set_value(0.25).run()
-    page.multiselect(key="faith_methods").set_value(["gradcam"]).run()
+    widget(page, "multiselect", "faith_methods").set_value(["gradcam"]).run()
     # zidane.jpg has 2 detections: the page survives the earlier choice of detection #3
     assert not page.exception and not page.error and not page.info
     assert len(charts(page)) == 2

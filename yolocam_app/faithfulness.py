@@ -40,20 +40,23 @@ def baseline(
     _image,
     score: float,
     iou: float,
+    max_detections: int,
     index: int,
     scales: tuple[int, ...],
     steps: int,
     fill: str,
 ) -> dict[int, Curves]:
     """Random-map curves of detection ``index`` at each scale."""
-    detection = resources.detect(model_name, key, _image, score, iou)[index]
-    return baseline_curves(
-        resources.get_explainer(model_name),
-        _image,
-        [detection],
-        scales,
-        ScoringSettings(steps=steps, fill=fill, seeds=SEEDS),
-    )
+    detection = resources.detect(model_name, key, _image, score, iou, max_detections)[index]
+    explainer = resources.get_explainer(model_name)
+    with resources.heavy("measuring the random baseline"):
+        return baseline_curves(
+            explainer,
+            _image,
+            [detection],
+            scales,
+            ScoringSettings(steps=steps, fill=fill, seeds=SEEDS),
+        )
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -63,6 +66,7 @@ def evaluate_method(
     _image,
     score: float,
     iou: float,
+    max_detections: int,
     index: int,
     method: str,
     scales: tuple[int, ...],
@@ -72,19 +76,24 @@ def evaluate_method(
     layers: tuple[tuple[int, str], ...] = (),
 ) -> ImageEvaluation:
     """All metrics of one detection's maps by one method at the given scales."""
-    detection = resources.detect(model_name, key, _image, score, iou)[index]
-    random = baseline(model_name, key, _image, score, iou, index, scales, steps, fill)
-    return evaluate_image(
-        resources.get_explainer(model_name),
-        _image,
-        [method],
-        list(scales),
-        [detection],
-        settings=ScoringSettings(steps=steps, fill=fill, seeds=SEEDS),
-        layer=dict(layers) or None,
-        random_explainer=get_random_explainer(model_name) if sanity else None,
-        baseline=random,
+    detection = resources.detect(model_name, key, _image, score, iou, max_detections)[index]
+    random = baseline(
+        model_name, key, _image, score, iou, max_detections, index, scales, steps, fill
     )
+    explainer = resources.get_explainer(model_name)
+    randomised = get_random_explainer(model_name) if sanity else None
+    with resources.heavy("measuring faithfulness"):
+        return evaluate_image(
+            explainer,
+            _image,
+            [method],
+            list(scales),
+            [detection],
+            settings=ScoringSettings(steps=steps, fill=fill, seeds=SEEDS),
+            layer=dict(layers) or None,
+            random_explainer=randomised,
+            baseline=random,
+        )
 
 
 def curves_figure(

@@ -1,39 +1,47 @@
-"""Everything the app caches. Models are shared by every session (``cache_resource``,
-keyed by a model name); results are cached per image hash and parameters
-(``cache_data``). Drawing (colour map, opacity) is never cached here, so changing
-it never recomputes gradients."""
+"""Everything the app caches, and the limits that keep one request bounded.
+
+Models are shared by every session (``cache_resource``, keyed by a model name);
+results are cached per image hash and parameters (``cache_data``). Drawing (colour
+map, opacity) is never cached here, so changing it never recomputes gradients.
+
+Memory is bounded whatever a model outputs:
+
+- at most ``max_detections`` detections per image (300 by default; NMS stops early,
+  see :meth:`Detector.postprocess`), so tables, menus and drawings stay small;
+- cached explanations hold only the small grid maps (``Explanation.compact``); the
+  full-size heatmaps of the one explanation shown are rebuilt per run;
+- detections are explained a few at a time (:data:`EXPLAIN_CHUNK`), so the full-size
+  heatmaps ``explain_many`` builds on the way exist for a few at once, not for all;
+- heavy work (forward passes, gradients, model loading) runs at most
+  :data:`HEAVY_SLOTS` at a time across the whole server (:func:`heavy`): a burst of
+  sessions waits its turn instead of multiplying the memory in use.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import re
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import streamlit as st
 
-from yolocam_core.detector import Detection
+from yolocam_core.detector import DEFAULT_MAX_DETECTIONS, Detections
 from yolocam_core.errors import YolocamError
 from yolocam_core.explainer import Explainer, Explanation
 from yolocam_core.images import load_image
 from yolocam_core.models import load_detector, sample_images
-from yolocam_core.targets import ClassTarget, DetectionTarget, SeedTarget, Target
+from yolocam_core.targets import TargetSpec
 
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """A hashable description of a target: ("detection", k) / ("class", id) / ("seed",)."""
-
-    kind: str
-    index: int = -1
-
-    def build(self, detections: list[Detection]) -> Target:
-        if self.kind == "detection":
-            return DetectionTarget(detections[self.index])
-        if self.kind == "class":
-            return ClassTarget(self.index)
-        return SeedTarget()
+ROOT = Path(__file__).resolve().parents[1]
+#: The app's static files: logo, favicon, styles, redistributable sample photos.
+ASSETS = ROOT / "assets"
 
 
 def get_explainer(model_name: str) -> Explainer:
@@ -47,10 +55,46 @@ def get_explainer(model_name: str) -> Explainer:
     return zoo_explainer(model_name)
 
 
+# -- bounded work ---------------------------------------------------------------------
+
+#: Heavy computations running at once on the whole server (2 cores: more would not
+#: be faster, only use more memory).
+HEAVY_SLOTS = 2
+#: How long a request waits for a slot before it is told the server is busy.
+HEAVY_WAIT_S = 120.0
+_HEAVY = threading.BoundedSemaphore(HEAVY_SLOTS)
+#: The sidebar's "Max detections" can go up to this.
+MAX_DETECTIONS_LIMIT = 1000
+#: Detections explained together (one compiled call per scale) for instant switching.
+MAX_BATCH = 30
+#: ... in chunks of this many: explain_many builds each target's full-size heatmaps,
+#: which are dropped (compacted) chunk by chunk.
+EXPLAIN_CHUNK = 4
+
+
+@contextlib.contextmanager
+def heavy(what: str = "this") -> Iterator[None]:
+    """Hold one of the server's :data:`HEAVY_SLOTS` while computing.
+
+    Raises:
+        YolocamError: no slot within :data:`HEAVY_WAIT_S` seconds.
+    """
+    if not _HEAVY.acquire(timeout=HEAVY_WAIT_S):
+        raise YolocamError(
+            f"the server is busy with other requests and could not start {what} within "
+            f"{HEAVY_WAIT_S:.0f} s; try again in a minute"
+        )
+    try:
+        yield
+    finally:
+        _HEAVY.release()
+
+
 @st.cache_resource(show_spinner="Loading the model (converted once, then cached on disk)…")
 def zoo_explainer(model_name: str) -> Explainer:
     """The explainer of a named (zoo) model."""
-    return Explainer(load_detector(model_name))
+    with heavy("loading the model"):
+        return Explainer(load_detector(model_name))
 
 
 # -- models uploaded in the sidebar ("Your model") ------------------------------------
@@ -148,10 +192,9 @@ def uploaded_explainer(
             "this uploaded model is no longer loaded; load it again under 'Your model'"
         )
     import tempfile
-    from pathlib import Path
 
     request = _request
-    with tempfile.TemporaryDirectory(prefix="yolocam-upload-") as tmp:
+    with heavy("loading your model"), tempfile.TemporaryDirectory(prefix="yolocam-upload-") as tmp:
         folder = Path(tmp)
         paths = {}
         for role, data in _blobs.items():
@@ -177,16 +220,29 @@ def uploaded_explainer(
             letterbox=request.letterbox,
             trust_model_code=False,
         )
-    explainer = Explainer(detector.replace(name=request.label))
-    # One forward pass now, so that a model that cannot run fails here, readably.
-    explainer.forward(np.full((64, 64, 3), 128, np.uint8))
+        explainer = Explainer(detector.replace(name=request.label))
+        # One forward pass now, so that a model that cannot run fails here, readably.
+        explainer.forward(np.full((64, 64, 3), 128, np.uint8))
     return explainer
+
+
+# -- photos ---------------------------------------------------------------------------
 
 
 @st.cache_data(show_spinner=False)
 def samples() -> dict[str, bytes]:
-    """Sample photos shipped with the default model's package, name -> bytes."""
-    return {name: path.read_bytes() for name, path in sample_images().items()}
+    """Sample photos, name -> bytes: the default model's package's, then the app's own
+    (``assets/samples``, public domain / CC0, see its LICENSE.md)."""
+    photos = {name: path.read_bytes() for name, path in sample_images().items()}
+    for path in sorted((ASSETS / "samples").glob("*.jpg")):
+        photos.setdefault(path.name, path.read_bytes())
+    return photos
+
+
+@st.cache_data(show_spinner=False)
+def styles() -> str:
+    """The app's style sheet (``assets/styles.css``) as a ``<style>`` element."""
+    return f"<style>{(ASSETS / 'styles.css').read_text(encoding='utf-8')}</style>"
 
 
 def image_key(data: bytes) -> str:
@@ -213,69 +269,163 @@ def decode_image(key: str, _data: bytes) -> tuple[np.ndarray, tuple[int, int]]:
     return image, original
 
 
+# -- detection and explanations -------------------------------------------------------
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
-def detect(model_name: str, key: str, _image: np.ndarray, score: float, iou: float):
-    explainer = get_explainer(model_name)
-    return explainer.detect(explainer.forward(_image), score, iou)
-
-
-@st.cache_data(max_entries=24, show_spinner=False)
-def explain(
+def detect(
     model_name: str,
     key: str,
     _image: np.ndarray,
     score: float,
     iou: float,
+    max_detections: int = DEFAULT_MAX_DETECTIONS,
+) -> Detections:
+    """At most ``max_detections`` detections (``.note()`` says if more were found)."""
+    explainer = get_explainer(model_name)
+    with heavy("detecting"):
+        return explainer.detect(explainer.forward(_image), score, iou, max_detections)
+
+
+#: A progress callback, ``progress(done, total)``, for slow (black-box) methods.
+Progress = Callable[[int, int], None]
+
+
+def _explain_many(explainer: Explainer, image, targets, method, scales, layers, norm, progress):
+    """``explain_many`` in chunks of :data:`EXPLAIN_CHUNK`, each compacted at once.
+
+    ``progress`` is passed on when the library's ``explain_many`` takes it (slow
+    methods such as D-RISE report masks done of all masks).
+    """
+    fwd = explainer.forward(image)
+    kwargs = {}
+    if progress is not None and "progress" in inspect.signature(explainer.explain_many).parameters:
+        kwargs["progress"] = progress
+    out: list[Explanation] = []
+    chunk = len(targets) if _shares_masks(method) else EXPLAIN_CHUNK
+    for start in range(0, len(targets), max(1, chunk)):
+        part = explainer.explain_many(
+            fwd,
+            targets[start : start + chunk],
+            method=method,
+            scales=list(scales),
+            layer=dict(layers) or None,
+            norm=norm,
+            **kwargs,
+        )
+        out.extend(e.compact() for e in part)
+    return out
+
+
+def _shares_masks(method: str) -> bool:
+    """Whether a method works from masked images (D-RISE: all targets share the masks,
+    so they are explained in one call, not in chunks)."""
+    from yolocam_core.cams import get_method
+
+    return bool(getattr(get_method(method), "black_box", False))
+
+
+@st.cache_data(max_entries=48, show_spinner=False)
+def explain_compact(
+    model_name: str,
+    key: str,
+    _image: np.ndarray,
+    score: float,
+    iou: float,
+    max_detections: int,
     target: TargetSpec,
     method: str,
     scales: tuple[int, ...],
     norm: str,
     layers: tuple[tuple[int, str], ...] = (),
+    batch: bool = True,
+    _progress: Progress | None = None,
 ) -> Explanation:
-    """One target's explanation. Detections come from :func:`explain_detections`, which
-    explains all of them in one pass, so that switching between them is instant."""
-    detections = detect(model_name, key, _image, score, iou)
-    if target.kind == "detection" and target.index < MAX_BATCH:
+    """One target's explanation, compact (grid maps only: a few kB per entry).
+
+    With ``batch``, a detection among the first :data:`MAX_BATCH` comes from
+    :func:`explain_detections`, which explains them all at once, so that switching
+    between them is instant.
+    """
+    detections = detect(model_name, key, _image, score, iou, max_detections)
+    if batch and target.kind == "detection" and target.index < MAX_BATCH:
         every = explain_detections(
-            model_name, key, _image, score, iou, method, scales, norm, layers
+            model_name,
+            key,
+            _image,
+            score,
+            iou,
+            max_detections,
+            method,
+            scales,
+            norm,
+            layers,
+            _progress,
         )
-        return get_explainer(model_name).with_heatmaps(every[target.index])
-    return get_explainer(model_name).explain(
-        _image,
-        target.build(detections),
-        method=method,
-        scales=list(scales),
-        layer=dict(layers) or None,
-        norm=norm,
-    )
+        return every[target.index]
+    explainer = get_explainer(model_name)
+    built = target.build(detections)
+    with heavy("explaining"):
+        (result,) = _explain_many(
+            explainer, _image, [built], method, scales, layers, norm, _progress
+        )
+    return result
 
 
-# Explaining detections in one batch pays off up to this many; more go one by one.
-MAX_BATCH = 30
-
-
-@st.cache_data(max_entries=3, show_spinner=False)
+@st.cache_data(max_entries=6, show_spinner=False)
 def explain_detections(
     model_name: str,
     key: str,
     _image: np.ndarray,
     score: float,
     iou: float,
+    max_detections: int,
     method: str,
     scales: tuple[int, ...],
     norm: str,
     layers: tuple[tuple[int, str], ...] = (),
+    _progress: Progress | None = None,
 ) -> list[Explanation]:
-    """Every detection explained from one forward pass (``Explainer.explain_many``).
-
-    Kept compact (grid maps only, see ``Explanation.compact``): ``st.cache_data`` copies
-    its value on every hit, and full-size heatmaps of every detection would be tens of
-    MB to copy on each change of target.
-    """
-    detections = detect(model_name, key, _image, score, iou)
+    """The first :data:`MAX_BATCH` detections explained from one forward pass, compact
+    (``st.cache_data`` copies its value on every hit: a few kB each)."""
+    detections = detect(model_name, key, _image, score, iou, max_detections)
     count = min(len(detections), MAX_BATCH)
     targets = [TargetSpec("detection", k).build(detections) for k in range(count)]
-    every = get_explainer(model_name).explain_many(
-        _image, targets, method=method, scales=list(scales), layer=dict(layers) or None, norm=norm
+    explainer = get_explainer(model_name)  # outside the slot: loading takes its own
+    with heavy("explaining the detections"):
+        return _explain_many(explainer, _image, targets, method, scales, layers, norm, _progress)
+
+
+def explain(
+    model_name: str,
+    key: str,
+    image: np.ndarray,
+    score: float,
+    iou: float,
+    max_detections: int,
+    target: TargetSpec,
+    method: str,
+    scales: tuple[int, ...],
+    norm: str,
+    layers: tuple[tuple[int, str], ...] = (),
+    batch: bool = True,
+    progress: Progress | None = None,
+) -> Explanation:
+    """One target's explanation with its full-size heatmaps (rebuilt from the cached
+    compact one: a millisecond or two)."""
+    compact = explain_compact(
+        model_name,
+        key,
+        image,
+        score,
+        iou,
+        max_detections,
+        target,
+        method,
+        tuple(scales),
+        norm,
+        tuple(layers),
+        batch,
+        progress,
     )
-    return [explanation.compact() for explanation in every]
+    return get_explainer(model_name).with_heatmaps(compact)

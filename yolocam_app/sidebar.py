@@ -1,4 +1,9 @@
-"""The one sidebar every page shares: ``page_setup()`` starts every page."""
+"""The one sidebar every page shares, drawn by the entrypoint (``app.py``).
+
+Drawn once per run by the entrypoint, before the page runs, its widgets keep their
+state across pages (an uploaded photo stays in its uploader); the pages read what it
+chose with :func:`current`.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +12,41 @@ from dataclasses import dataclass
 import streamlit as st
 
 from yolocam_app import resources
+from yolocam_app.state import choice
 from yolocam_core.cams import get_method, method_names
+from yolocam_core.detector import DEFAULT_MAX_DETECTIONS
 from yolocam_core.errors import YolocamError
 from yolocam_core.models import DEFAULT_MODEL, ZOO
 from yolocam_core.render import COLORMAPS
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
-NORM_LABELS = {"per-map": "Per map (as the article)", "shared": "Shared across scales"}
-PAGES = (
-    ("app.py", "Explore", ":material/search:"),
-    ("pages/1_Compare_methods.py", "Compare methods", ":material/grid_view:"),
-    ("pages/2_Model.py", "Model", ":material/account_tree:"),
-    ("pages/3_Faithfulness.py", "Faithfulness", ":material/query_stats:"),
+NORM_LABELS = {
+    "auto": "Auto: shared (per map for the whole head output)",
+    "shared": "Shared across scales",
+    "per-map": "Per map (as the article)",
+}
+NORM_HELP = (
+    "Shared: one colour scale for every scale's map, so a scale whose score is small "
+    "looks faint: colours compare between scales. Per map: each map stretched to its "
+    "own range, as the article did (a weak scale then looks as confident as a strong "
+    "one; it is marked 'weak'). Auto, the default, is shared for a detection or a class "
+    "and per map for the whole head output, whose score has no sign."
 )
-# Sidebar widgets' initial values. They live in the session state under the widget's
-# key and are re-assigned on every page: Streamlit forgets the state of widgets that
-# a page does not draw, and every page is its own script.
+#: Page files, their titles, icons and URL paths. The folder is not called pages/:
+#: Streamlit would run a page file from there on its own, without the entrypoint
+#: (and the sidebar), on a session's first request to its URL.
+PAGES = (
+    ("app_pages/explore.py", "Explore", ":material/search:", "explore"),
+    ("app_pages/compare_methods.py", "Compare methods", ":material/grid_view:", "Compare_methods"),
+    ("app_pages/model.py", "Model", ":material/account_tree:", "Model"),
+    ("app_pages/faithfulness.py", "Faithfulness", ":material/query_stats:", "Faithfulness"),
+)
+# Initial values of the sidebar's widgets (set once per session).
 DEFAULTS = {
-    "model": DEFAULT_MODEL,
     "source": "Sample photo",
     "score": 0.25,
     "iou": 0.45,
-    "method": "gradcam",
-    "norm": "per-map",
+    "max_detections": DEFAULT_MAX_DETECTIONS,
     "colormap": "jet",
     "opacity": 0.5,
     # "Your model" (see your_model_ui)
@@ -55,33 +72,53 @@ class Settings:
     colormap: str
     opacity: float
     norm: str
+    max_detections: int = DEFAULT_MAX_DETECTIONS
 
 
-def page_setup() -> Settings:
-    """Every page starts with this: page config, then the shared sidebar."""
+def navigation():
+    """The app's pages (``st.navigation``; the sidebar draws its own links)."""
+    pages = [
+        st.Page(path, title=title, icon=icon, url_path=url, default=k == 0)
+        for k, (path, title, icon, url) in enumerate(PAGES)
+    ]
+    return st.navigation(pages, position="hidden")
+
+
+def setup() -> Settings:
+    """The entrypoint's part of every run: page config, logo, styles and the sidebar.
+
+    The result is kept for the page of this run (:func:`current`)."""
     st.set_page_config(
-        page_title="yolocam · why did the detector fire?", page_icon="🔥", layout="wide"
+        page_title="yolocam · why did the detector fire?",
+        page_icon=str(resources.ASSETS / "favicon.png"),
+        layout="wide",
     )
+    st.logo(str(resources.ASSETS / "logo.svg"), size="large")
+    st.html(resources.styles())
     pending = st.session_state.pop("model_pending", None)
     if pending is not None:  # a model just loaded under "Your model" becomes the model
         st.session_state["model"] = pending
     for key, value in DEFAULTS.items():
-        st.session_state[key] = st.session_state.get(key, value)
-    if "sample" in st.session_state:
-        st.session_state["sample"] = st.session_state["sample"]
-    return sidebar_ui()
+        st.session_state.setdefault(key, value)
+    settings = sidebar_ui()
+    st.session_state["_settings"] = settings
+    return settings
 
 
-def _remember_upload() -> None:
-    upload = st.session_state.get("upload")
-    st.session_state["upload_error"] = None
-    if upload is not None:
-        try:
-            resources.check_upload_size("image", upload.name, upload.size)
-        except YolocamError as exc:
-            st.session_state["upload_error"] = f"Cannot use this photo: {exc}."
-            upload = None
-    st.session_state["uploaded"] = (upload.name, upload.getvalue()) if upload else None
+def current() -> Settings:
+    """What the sidebar chose in this run (pages call this)."""
+    settings = st.session_state.get("_settings")
+    if settings is None:  # a page run on its own (tests): draw the sidebar here
+        settings = setup()
+    return settings
+
+
+def _source_changed() -> None:
+    """Leaving "Upload": its uploader is not drawn while a sample is shown, so coming
+    back gets a new, empty one (a new key). Otherwise the browser may show the old file
+    in the uploader again without sending it, and the page and the uploader disagree."""
+    if st.session_state.get("source") != "Upload":
+        st.session_state["upload_generation"] = st.session_state.get("upload_generation", 0) + 1
 
 
 def _model_labels() -> dict[str, str]:
@@ -103,61 +140,119 @@ def _check_model(bar) -> None:
         bar.error(f"{exc}. Using {DEFAULT_MODEL} meanwhile.")
 
 
+def method_label(name: str) -> str:
+    """A method's menu label, e.g. ``"Grad-CAM"``; marked when it ignores the target
+    (``answers == "target-independent"``) or is slow (black-box)."""
+    method = get_method(name)
+    label = method.title
+    if getattr(method, "target_independent", False):
+        label += " (ignores the target)"
+    elif getattr(method, "black_box", False):
+        label += " (slow)"
+    return label
+
+
+def method_help() -> str:
+    """One line per method: what it answers (its registry metadata, when present)."""
+    lines = []
+    for name in method_names():
+        method = get_method(name)
+        note = getattr(method, "note", "") or ""
+        answers = getattr(method, "answers", "")
+        what = f" — answers: {answers}" if answers else ""
+        lines.append(f"- **{method.title}** (`{name}`){what}. {note}".rstrip())
+    return "\n".join(lines)
+
+
 def sidebar_ui() -> Settings:
     """Draw the shared sidebar (navigation included) and return its values."""
     bar = st.sidebar
-    bar.header("yolocam")
-    for path, label, icon in PAGES:
-        bar.page_link(path, label=label, icon=icon)
+    for path, title, icon, _ in PAGES:
+        bar.page_link(path, label=title, icon=icon)
     _check_model(bar)
     labels = _model_labels()  # bound now: format_func may run outside the script
-    model_name = bar.selectbox(
+    model_name = choice(
+        bar.selectbox,
         "Model",
         list(labels),
+        key="model",
+        default=DEFAULT_MODEL,
         format_func=labels.get,
         help=f"{ZOO[DEFAULT_MODEL].description}. Load your own under 'Your model' at the "
         "bottom of this sidebar.",
-        key="model",
     )
-    source = bar.radio("Image", ["Sample photo", "Upload"], horizontal=True, key="source")
+    source = bar.radio(
+        "Image",
+        ["Sample photo", "Upload"],
+        horizontal=True,
+        key="source",
+        on_change=_source_changed,
+    )
     if source == "Sample photo":
         photos = resources.samples()
-        name = bar.selectbox("Sample", list(photos), key="sample")
+        name = choice(bar.selectbox, "Sample", list(photos), key="sample")
         data: bytes | None = photos[name]
     else:
-        bar.file_uploader(
+        upload = bar.file_uploader(
             "Photo (JPEG, PNG, WebP or BMP)",
             type=UPLOAD_TYPES,
-            key="upload",
-            on_change=_remember_upload,
+            key=f"upload@{st.session_state.get('upload_generation', 0)}",
             max_upload_size=resources.widget_limit_mb("image"),
         )
-        # Kept in the session so that it survives a change of page.
-        name, data = st.session_state.get("uploaded") or ("", None)
-        if st.session_state.get("upload_error"):
-            bar.error(st.session_state["upload_error"])
+        # The photo in use is exactly the one in the uploader: nothing else is kept.
+        name, data = "", None
+        if upload is not None:
+            try:
+                resources.check_upload_size("image", upload.name, upload.size)
+                name, data = upload.name, upload.getvalue()
+            except YolocamError as exc:
+                bar.error(f"Cannot use this photo: {exc}.")
     bar.subheader("Detection")
     score = bar.slider("Score threshold", 0.05, 0.95, step=0.05, key="score")
     iou = bar.slider("NMS IoU threshold", 0.1, 0.9, step=0.05, key="iou")
+    max_detections = bar.number_input(
+        "Max detections",
+        min_value=1,
+        max_value=resources.MAX_DETECTIONS_LIMIT,
+        step=50,
+        key="max_detections",
+        help="At most this many detections are kept, the highest-scoring (as mainstream "
+        "detectors do, default 300). A model that finds more says so above the photo.",
+    )
     bar.subheader("Explanation")
-    method = bar.selectbox(
+    method = choice(
+        bar.selectbox,
         "CAM method",
         method_names(),
-        format_func=lambda m: get_method(m).title,
         key="method",
-        help="seed = the article's guided Grad-CAM; eigencam needs no gradients.",
+        default="gradcam",
+        format_func=method_label,
+        help=method_help(),
     )
-    norm = bar.radio(
+    norm = choice(
+        bar.radio,
         "Normalisation",
         list(NORM_LABELS),
-        format_func=NORM_LABELS.get,
         key="norm",
-        help="Per map stretches each scale to [0, 1]; shared keeps scales comparable.",
+        default="auto",
+        format_func=NORM_LABELS.get,
+        help=NORM_HELP,
     )
     colormap = bar.selectbox("Colour map", list(COLORMAPS), key="colormap")
     opacity = bar.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key="opacity")
     your_model_ui(bar)
-    return Settings(model_name, name, data, score, iou, method, colormap, opacity, norm)
+    return Settings(
+        model_name,
+        name,
+        data,
+        score,
+        iou,
+        method,
+        colormap,
+        opacity,
+        norm,
+        int(max_detections),
+    )
 
 
 # -- "Your model" ---------------------------------------------------------------------
@@ -181,7 +276,12 @@ def your_model_ui(bar) -> None:
     session, and becomes the sidebar's model. Every failure is an ``st.error``. Python
     code in a model file is never run here (no trust option in the app).
     """
-    with bar.expander("Your model", expanded=False):
+    # Its widgets are drawn only while it is open (a lighter first page).
+    section = bar.expander("Your model", key="byo_open", on_change="rerun")
+    with section:
+        if not section.open:
+            st.caption("Load a Darknet or Keras model of your own.")
+            return
         kind = st.radio(
             "Format", list(BYO_KINDS), format_func=BYO_KINDS.get, key="byo_kind", horizontal=True
         )

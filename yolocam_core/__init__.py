@@ -20,6 +20,7 @@ _EXPORTS = {
     "load_detector": "yolocam_core.models",
     "sample_images": "yolocam_core.models",
     "Detection": "yolocam_core.detector",
+    "Detections": "yolocam_core.detector",
     "Detector": "yolocam_core.detector",
     "Letterbox": "yolocam_core.detector",
     "HeadInfo": "yolocam_core.heads",
@@ -41,6 +42,7 @@ __all__ = [  # noqa: RUF022 - same order as _EXPORTS
     "load_detector",
     "sample_images",
     "Detection",
+    "Detections",
     "Detector",
     "Letterbox",
     "HeadInfo",
@@ -70,7 +72,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from yolocam_core.detector import Detection, Detector, Letterbox
+    from yolocam_core.detector import Detection, Detections, Detector, Letterbox
     from yolocam_core.errors import (
         ConfigError,
         ImageError,

@@ -52,6 +52,81 @@ class Detection:
         }
 
 
+#: Detections kept after NMS unless told otherwise (as YOLOv5/Ultralytics' ``max_det``).
+DEFAULT_MAX_DETECTIONS = 300
+#: Candidates (box, class pairs over the threshold) that may go through NMS, the
+#: highest-scoring first (as YOLOv5's ``max_nms``).
+MAX_CANDIDATES = 30_000
+
+
+class Detections(list):
+    """A list of :class:`Detection` (best first) that knows what was left out.
+
+    A plain ``list`` everywhere one is expected (``len``, indexing, ``== []``).
+
+    Attributes:
+        candidates: (box, class) pairs whose score passed the threshold, before NMS.
+        considered: how many of them, the highest-scoring, went through NMS (all of
+            them unless NMS could stop early or there were more than the candidate cap).
+        max_detections: the cap on detections, or None.
+        capped: more than ``max_detections`` detections survived NMS; the list holds
+            the ``max_detections`` highest-scoring.
+        score_threshold: the threshold the candidates passed.
+    """
+
+    def __init__(
+        self,
+        items=(),
+        *,
+        candidates: int = 0,
+        considered: int = 0,
+        max_detections: int | None = None,
+        capped: bool = False,
+        score_threshold: float = 0.0,
+    ):
+        super().__init__(items)
+        self.candidates = int(candidates)
+        self.considered = int(considered)
+        self.max_detections = max_detections
+        self.capped = bool(capped)
+        self.score_threshold = float(score_threshold)
+
+    @property
+    def total(self) -> int | None:
+        """How many detections NMS keeps over all candidates, when known: ``len(self)``
+        unless capped or some candidates were never considered; None otherwise (the
+        true number is then above ``len(self)``)."""
+        if self.capped or self.considered < self.candidates:
+            return None
+        return len(self)
+
+    def note(self) -> str | None:
+        """One sentence for users when detections were left out, else None.
+
+        Example: ``"this model produced 128,313 candidate boxes at score ≥ 0.25, more
+        than 300 detections after NMS; showing the 300 best — raise the score
+        threshold"``.
+        """
+        threshold = f"score ≥ {self.score_threshold:.2f}"
+        if self.capped:
+            return (
+                f"this model produced {self.candidates:,} candidate boxes at {threshold}, "
+                f"more than {self.max_detections:,} detections after NMS; showing the "
+                f"{len(self):,} best — raise the score threshold"
+            )
+        if self.considered < self.candidates:
+            return (
+                f"this model produced {self.candidates:,} candidate boxes at {threshold}; "
+                f"only the {self.considered:,} highest-scoring went through NMS — raise "
+                "the score threshold"
+            )
+        return None
+
+    def __repr__(self) -> str:
+        extra = ", capped" if self.capped else ""
+        return f"Detections({list.__repr__(self)}, candidates={self.candidates}{extra})"
+
+
 @dataclass(frozen=True)
 class Letterbox:
     """How an image of ``image_size`` was placed in the network input.
@@ -293,7 +368,8 @@ class Detector:
         image: np.ndarray | str | bytes,
         score_threshold: float = 0.25,
         iou_threshold: float = 0.45,
-    ) -> list[Detection]:
+        max_detections: int | None = DEFAULT_MAX_DETECTIONS,
+    ) -> Detections:
         """Detect objects in one image.
 
         Args:
@@ -301,14 +377,17 @@ class Detector:
             score_threshold: keep (box, class) pairs whose objectness × class
                 probability is above this.
             iou_threshold: per-class NMS overlap threshold.
+            max_detections: keep at most this many (the highest-scoring) after NMS;
+                None keeps all. See :meth:`postprocess`.
 
         Returns:
-            Detections sorted by score, highest first.
+            Detections sorted by score, highest first, with how many there were
+            (:class:`Detections`).
         """
         image = load_image(image)
         tensor, box = self.preprocess(image)
         decoded = self.predict(tensor)
-        return self.postprocess(decoded, box, score_threshold, iou_threshold)
+        return self.postprocess(decoded, box, score_threshold, iou_threshold, 0, max_detections)
 
     def postprocess(
         self,
@@ -317,24 +396,52 @@ class Detector:
         score_threshold: float = 0.25,
         iou_threshold: float = 0.45,
         batch_index: int = 0,
-    ) -> list[Detection]:
+        max_detections: int | None = DEFAULT_MAX_DETECTIONS,
+        max_candidates: int | None = MAX_CANDIDATES,
+    ) -> Detections:
         """Threshold and per-class NMS (OpenCV's ``NMSBoxesBatched``) of decoded heads.
 
         Every class whose score passes the threshold makes a candidate, as in Darknet,
         so one box may be reported for two classes.
+
+        Work is bounded whatever the model outputs (an untrained model can pass
+        hundreds of thousands of candidates): candidates are kept as arrays, sorted by
+        score, and NMS runs on the highest-scoring first, on a window that grows
+        (× 4) only while fewer than ``max_detections`` survive. Greedy NMS decides a
+        box from higher-scoring boxes only, so the result equals NMS over all
+        candidates cut to ``max_detections``, as long as at most ``max_candidates``
+        are needed (YOLOv5's ``max_det=300``, ``max_nms=30000``).
+
+        Args:
+            decoded: per head, (boxes, objectness, scores) as :meth:`predict` returns.
+            letterbox: how the image was placed in the network input.
+            score_threshold: keep (box, class) pairs scoring above this.
+            iou_threshold: per-class NMS overlap threshold.
+            batch_index: which image of the batch.
+            max_detections: at most this many detections, the highest-scoring; None:
+                no limit.
+            max_candidates: at most this many candidates (the highest-scoring) go
+                through NMS; None: no limit.
+
+        Returns:
+            :class:`Detections`, sorted by score; ``.capped`` says whether some were
+            left out and ``.note()`` says it in one sentence.
         """
         if not 0.0 <= score_threshold <= 1.0 or not 0.0 <= iou_threshold <= 1.0:
             raise ValueError(
                 f"thresholds must lie in [0, 1]; got score={score_threshold}, iou={iou_threshold}"
             )
+        for name, value in (("max_detections", max_detections), ("max_candidates", max_candidates)):
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1 or None; got {value!r}")
         net_h, net_w = self.input_size
-        cand_boxes, cand_meta = [], []
+        parts: list[tuple[np.ndarray, ...]] = []
         for scale, (boxes, objectness, scores) in enumerate(decoded):
             scores = scores[batch_index]
             rows, cols, anchors, classes = np.nonzero(scores > score_threshold)
             if rows.size == 0:
                 continue
-            cxcywh = boxes[batch_index][rows, cols, anchors]
+            cxcywh = boxes[batch_index][rows, cols, anchors].astype(np.float64)
             xyxy = np.stack(
                 [
                     (cxcywh[:, 0] - cxcywh[:, 2] / 2) * net_w,
@@ -344,51 +451,72 @@ class Detector:
                 ],
                 axis=1,
             )
-            cand_boxes.append(xyxy)
-            obj = objectness[batch_index][rows, cols, anchors]
-            sc = scores[rows, cols, anchors, classes]
-            cand_meta.extend(
-                zip(
-                    classes.tolist(),
-                    sc.tolist(),
-                    obj.tolist(),
-                    [scale] * rows.size,
-                    rows.tolist(),
-                    cols.tolist(),
-                    anchors.tolist(),
-                    strict=True,
+            meta = np.stack([np.full_like(rows, scale), rows, cols, anchors, classes], axis=1)
+            parts.append(
+                (
+                    xyxy,
+                    scores[rows, cols, anchors, classes].astype(np.float32),
+                    objectness[batch_index][rows, cols, anchors].astype(np.float32),
+                    meta,
                 )
             )
-        if not cand_meta:
-            return []
-        xyxy = np.concatenate(cand_boxes)
-        class_ids = np.array([m[0] for m in cand_meta], dtype=np.int32)
-        scores_all = np.array([m[1] for m in cand_meta], dtype=np.float32)
+        found = sum(p[0].shape[0] for p in parts)
+        limit = found if max_candidates is None else min(found, int(max_candidates))
+        if not found:
+            return Detections(max_detections=max_detections, score_threshold=score_threshold)
+        xyxy, scores_all, obj_all, meta = (np.concatenate(c) for c in zip(*parts, strict=True))
+        # The `limit` best candidates, best first (ties in a stable order).
+        if limit < found:
+            top = np.argpartition(-scores_all, limit - 1)[:limit]
+            order = top[np.argsort(-scores_all[top], kind="stable")]
+        else:
+            order = np.argsort(-scores_all, kind="stable")
         xywh = np.stack(
             [xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], 1
         )
-        keep = cv2.dnn.NMSBoxesBatched(
-            xywh.tolist(), scores_all.tolist(), class_ids.tolist(), score_threshold, iou_threshold
-        )
-        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        window = limit if max_detections is None else min(limit, max(1000, 4 * max_detections))
+        while True:
+            picked = order[:window]
+            keep = cv2.dnn.NMSBoxesBatched(
+                xywh[picked].tolist(),
+                scores_all[picked].tolist(),
+                meta[picked, 4].tolist(),
+                score_threshold,
+                iou_threshold,
+            )
+            keep = picked[np.asarray(keep, dtype=np.int64).reshape(-1)]
+            enough = max_detections is not None and keep.size > max_detections
+            if enough or window >= limit:
+                break
+            window = min(limit, window * 4)
+        keep = keep[np.argsort(-scores_all[keep], kind="stable")]
+        capped = max_detections is not None and keep.size > max_detections
+        if capped:
+            keep = keep[:max_detections]
         img_h, img_w = letterbox.image_size
         img_boxes = letterbox.to_image(xyxy[keep])
         img_boxes[:, [0, 2]] = np.clip(img_boxes[:, [0, 2]], 0, img_w)
         img_boxes[:, [1, 3]] = np.clip(img_boxes[:, [1, 3]], 0, img_h)
         detections = []
         for k, b in zip(keep.tolist(), img_boxes, strict=True):
-            class_id, score, obj, scale, row, col, anchor = cand_meta[k]
+            scale, row, col, anchor, class_id = (int(v) for v in meta[k])
             detections.append(
                 Detection(
                     box_xyxy=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
-                    class_id=int(class_id),
+                    class_id=class_id,
                     class_name=self.class_names[class_id],
-                    score=float(score),
-                    objectness=float(obj),
-                    scale=int(scale),
-                    cell=(int(row), int(col)),
-                    anchor=int(anchor),
+                    score=float(scores_all[k]),
+                    objectness=float(obj_all[k]),
+                    scale=scale,
+                    cell=(row, col),
+                    anchor=anchor,
                 )
             )
-        detections.sort(key=lambda d: -d.score)
-        return detections
+        return Detections(
+            detections,
+            candidates=found,
+            considered=window,
+            max_detections=max_detections,
+            capped=capped,
+            score_threshold=score_threshold,
+        )

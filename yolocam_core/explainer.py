@@ -27,7 +27,12 @@ import tensorflow as tf
 
 from yolocam_core.cams import CamMethod, get_method, method_layers
 from yolocam_core.contraction import ConvTail, match_conv_tail
-from yolocam_core.detector import Detection, Detector, Letterbox
+from yolocam_core.detector import (
+    DEFAULT_MAX_DETECTIONS,
+    Detections,
+    Detector,
+    Letterbox,
+)
 from yolocam_core.errors import YolocamError
 from yolocam_core.images import load_image
 from yolocam_core.keras_internals import ancestor_names, consumer_names
@@ -233,10 +238,17 @@ class Explainer:
         return Forward(image, letterbox, tensor, tuple(acts), tuple(raws), decoded, captured)
 
     def detect(
-        self, fwd: Forward, score_threshold: float = 0.25, iou_threshold: float = 0.45
-    ) -> list[Detection]:
-        """Detections from an existing forward pass (no second forward)."""
-        return self.detector.postprocess(fwd.decoded, fwd.letterbox, score_threshold, iou_threshold)
+        self,
+        fwd: Forward,
+        score_threshold: float = 0.25,
+        iou_threshold: float = 0.45,
+        max_detections: int | None = DEFAULT_MAX_DETECTIONS,
+    ) -> Detections:
+        """Detections from an existing forward pass (no second forward); at most
+        ``max_detections`` (see :meth:`Detector.postprocess`)."""
+        return self.detector.postprocess(
+            fwd.decoded, fwd.letterbox, score_threshold, iou_threshold, 0, max_detections
+        )
 
     # -- gradients -------------------------------------------------------------------
 

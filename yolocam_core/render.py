@@ -1,11 +1,16 @@
-"""Drawing: heatmap -> colour overlay, boxes and labels, side-by-side sheets.
+"""Drawing: heatmap -> colour overlay, boxes and labels, colour bars, side-by-side sheets.
 
-All images are (H, W, 3) uint8 RGB; heatmaps are (H, W) float in [0, 1].
+All images are (H, W, 3) uint8 RGB; heatmaps are (H, W) float in [0, 1]. Every map
+drawn here says what it is: overlays carry a marker when their scale is weak (its score
+under 1% of the strongest scale's) and when they are the detection's own scale; sheets
+carry each scale's score, the normalisation, a colour bar, the method, the model and
+the yolocam version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib.metadata
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import cv2
@@ -32,6 +37,15 @@ PALETTE = (
     (250, 190, 212),
 )
 TARGET_COLOUR = (255, 255, 255)
+#: Weak-scale marker colour (amber) and own-scale badge colour.
+WEAK_COLOUR = (255, 193, 7)
+OWN_COLOUR = (25, 135, 84)
+#: What each normalisation means, for captions.
+NORM_TEXT = {
+    "shared": "shared across scales: colours compare between scales",
+    "per-map": "per map: each map stretched to its own range; colours do not compare "
+    "between scales",
+}
 
 
 def colorize(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
@@ -91,11 +105,130 @@ def _drawable(text: str, font) -> str:
     """Replace the characters the built-in fallback font cannot draw."""
     if isinstance(font, ImageFont.FreeTypeFont) and "DejaVu" in (font.getname()[0] or ""):
         return text
-    return text.replace("×", "x").replace("·", "-")
+    return text.replace("×", "x").replace("·", "-").replace("★", "*").replace("≥", ">=")
 
 
 def _line_width(image: np.ndarray) -> int:
     return max(2, round(max(image.shape[:2]) / 400))
+
+
+def percent(fraction: float) -> str:
+    """0.987 -> ``"99%"``, 0.00137 -> ``"0.14%"``, 1.5e-05 -> ``"0.0015%"``."""
+    value = 100.0 * float(fraction)
+    if value >= 10 or value == 0:
+        return f"{value:.0f}%"
+    return f"{value:.2g}%"
+
+
+def weak_text(scale_map) -> str:
+    """E.g. ``"weak: 0.14% of the top scale's score"`` (see ``ScaleMap.weak``)."""
+    return f"weak: {percent(scale_map.relative)} of the top scale's score"
+
+
+def scale_caption(scale_map, own_scale: int | None = None, label: bool = True) -> str:
+    """One line saying what a scale's map is worth.
+
+    E.g. ``"13×13 · stride 32 · score 0.987 · 99% of the total · ★ own scale"`` or
+    ``"26×26 · stride 16 · score 1.5e-05 · weak: 0.0015% of the top scale's score"``.
+
+    Args:
+        scale_map: a :class:`~yolocam_core.explainer.ScaleMap`.
+        own_scale: the head that predicted the explained detection, or None.
+        label: start with the scale's label.
+    """
+    parts = [scale_map.label] if label else []
+    parts.append(f"score {scale_map.score:.3g}")
+    if scale_map.weak:
+        parts.append(weak_text(scale_map))
+    elif scale_map.share is not None:
+        parts.append(f"{percent(scale_map.share)} of the total")
+    if own_scale is not None and scale_map.scale == own_scale:
+        parts.append("★ own scale")
+    return " · ".join(parts)
+
+
+def norm_caption(norm: str) -> str:
+    """E.g. ``"normalisation: shared across scales: colours compare between scales"``."""
+    return f"normalisation: {NORM_TEXT.get(norm, norm)}"
+
+
+def _label_spots(box, size, image_size, gap: int) -> list[tuple[float, float]]:
+    """Top-left corners to try for a label of ``size`` (w, h) at ``box``, best first."""
+    x1, y1, x2, y2 = box
+    tw, th = size
+    spots = [
+        (x1, y1 - th - gap),  # above, left
+        (x1, y1),  # inside, top left
+        (x1, y2),  # below, left
+        (x2 - tw, y1 - th - gap),  # above, right
+        (x2 - tw, y1),  # inside, top right
+        (x1, y2 - th),  # inside, bottom left
+    ]
+    height, width = image_size
+    return [
+        (float(np.clip(x, 0, max(0, width - tw))), float(np.clip(y, 0, max(0, height - th))))
+        for x, y in spots
+    ]
+
+
+def _overlaps(rect, placed, margin: float = 1.0) -> bool:
+    x1, y1, x2, y2 = rect
+    return any(
+        x1 < b[2] + margin and b[0] < x2 + margin and y1 < b[3] + margin and b[1] < y2 + margin
+        for b in placed
+    )
+
+
+def layout_labels(
+    boxes: Sequence[tuple[float, float, float, float]],
+    sizes: Mapping[int, tuple[float, float]],
+    image_size: tuple[int, int],
+    order: Sequence[int],
+    gap: float = 2.0,
+    always: int | None = None,
+    limit: int | None = None,
+) -> dict[int, tuple[float, float, float, float]]:
+    """Where each box's label goes so that no two labels overlap.
+
+    Greedy, in ``order``: each label takes the first free spot around its box (above
+    left, inside top left, below left, above right, inside top right, inside bottom
+    left), clipped to the image; a label with no free spot is left out, except
+    ``always`` (placed above its box anyway).
+
+    Args:
+        boxes: (x1, y1, x2, y2) per box, in pixels.
+        sizes: box index -> its label's (width, height) in pixels.
+        image_size: (height, width).
+        order: box indices in the order their labels are placed.
+        gap: pixels between a box and a label above it.
+        always: a box whose label is placed even without a free spot.
+        limit: at most this many labels.
+
+    Returns:
+        box index -> the label's rectangle (x1, y1, x2, y2); boxes left out are absent.
+    """
+    placed: dict[int, tuple[float, float, float, float]] = {}
+    for k in order:
+        if limit is not None and len(placed) >= limit:
+            break
+        if k not in sizes:
+            continue
+        tw, th = sizes[k]
+        candidates = _label_spots(boxes[k], (tw, th), image_size, gap)
+        spot = next(
+            (
+                (x, y, x + tw, y + th)
+                for x, y in candidates
+                if not _overlaps((x, y, x + tw, y + th), placed.values())
+            ),
+            None,
+        )
+        if spot is None and k == always:
+            x, y = candidates[0]
+            spot = (x, y, x + tw, y + th)
+        if spot is not None:
+            placed[k] = spot
+    return placed
 
 
 def draw_boxes(
@@ -103,64 +236,222 @@ def draw_boxes(
     boxes: Sequence[tuple[float, float, float, float]],
     labels: Sequence[str] | None = None,
     colours: Sequence[tuple[int, int, int]] | None = None,
+    highlight: int | None = None,
+    max_labels: int = 60,
+    font_size: int | None = None,
 ) -> np.ndarray:
-    """Draw boxes (x1, y1, x2, y2 in pixels) with optional labels; returns a copy."""
-    canvas = Image.fromarray(image)
-    draw = ImageDraw.Draw(canvas)
+    """Draw boxes (x1, y1, x2, y2 in pixels) with labels that never overlap; a copy.
+
+    Labels are placed in order (the highlighted box first, then the given order) at
+    the first free spot around their box (above, inside, below, left or right); a
+    label with no free spot is left out (its box is still drawn).
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        boxes: N boxes.
+        labels: N labels (or None / empty strings for none).
+        colours: N RGB colours; default white.
+        highlight: index of the box to highlight: drawn last, thicker, edged with a
+            white line; the others are dimmed.
+        max_labels: at most this many labels.
+        font_size: label height in pixels; default about 1/40 of the longer side.
+    """
+    base = Image.fromarray(image).convert("RGBA")
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
     width = _line_width(image)
-    font = _font(max(12, width * 7))
-    for k, box in enumerate(boxes):
+    size = font_size or max(12, round(max(image.shape[:2]) / 40))
+    font = _font(size)
+    dim = 110 if highlight is not None else 255  # alpha of the other boxes
+    order = [k for k in range(len(boxes)) if k != highlight]
+    if highlight is not None:
+        order.append(highlight)  # drawn last: on top
+    first = [highlight] if highlight is not None else []
+    label_order = [k for k in dict.fromkeys(first + order) if labels and k < len(labels)]
+    for k in order:
         colour = tuple(colours[k]) if colours else TARGET_COLOUR
-        x1, y1, x2, y2 = (float(v) for v in box)
-        draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
-        if labels and labels[k]:
-            label = _drawable(labels[k], font)
-            left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-            tw, th = right - left, bottom - top
-            ty = y1 - th - 2 * width if y1 - th - 2 * width >= 0 else y1
-            draw.rectangle((x1, ty, x1 + tw + 2 * width, ty + th + 2 * width), fill=colour)
-            text_colour = (0, 0, 0) if sum(colour) > 382 else (255, 255, 255)
-            draw.text((x1 + width - left, ty + width - top), label, fill=text_colour, font=font)
+        x1, y1, x2, y2 = (float(v) for v in boxes[k])
+        if k == highlight:
+            draw.rectangle((x1, y1, x2, y2), outline=(255, 255, 255, 255), width=width * 3)
+            draw.rectangle((x1, y1, x2, y2), outline=(*colour, 255), width=width * 2)
+        else:
+            draw.rectangle((x1, y1, x2, y2), outline=(*colour, dim), width=width)
+    texts, sizes, offsets = {}, {}, {}
+    for k in label_order[: 4 * max_labels]:  # room for labels that find no spot
+        if not labels[k]:
+            continue
+        texts[k] = _drawable(labels[k], font)
+        left, top, right, bottom = draw.textbbox((0, 0), texts[k], font=font)
+        sizes[k] = (right - left + 2 * width, bottom - top + 2 * width)
+        offsets[k] = (left, top)
+    spots = layout_labels(
+        boxes, sizes, image.shape[:2], list(sizes), gap=width, always=highlight, limit=max_labels
+    )
+    for k, (x, y, x2, y2) in spots.items():
+        colour = tuple(colours[k]) if colours else TARGET_COLOUR
+        alpha = 255 if (highlight is None or k == highlight) else dim + 60
+        draw.rectangle((x, y, x2, y2), fill=(*colour, alpha))
+        text_colour = (0, 0, 0) if sum(colour) > 382 else (255, 255, 255)
+        left, top = offsets[k]
+        draw.text(
+            (x + width - left, y + width - top), texts[k], fill=(*text_colour, alpha), font=font
+        )
+    return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
+
+
+def draw_detections(
+    image: np.ndarray,
+    detections,
+    labels: Sequence[str] | None = None,
+    highlight: int | None = None,
+    max_labels: int = 60,
+    font_size: int | None = None,
+) -> np.ndarray:
+    """Boxes of detections, coloured by class, labelled ``"#0 person 0.99"`` by default.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        detections: :class:`~yolocam_core.detector.Detection` s, best first.
+        labels: one per detection; default ``"#k class score"``.
+        highlight: index of the chosen detection (highlighted, the others dimmed).
+        max_labels: at most this many labels (the highlighted one always).
+        font_size: label height in pixels (see :func:`draw_boxes`).
+    """
+    labels = labels or [f"#{k} {d.class_name} {d.score:.2f}" for k, d in enumerate(detections)]
+    colours = [PALETTE[d.class_id % len(PALETTE)] for d in detections]
+    return draw_boxes(
+        image, [d.box_xyxy for d in detections], labels, colours, highlight, max_labels, font_size
+    )
+
+
+def mark_panel(
+    panel: np.ndarray, weak: str | None = None, own: bool = False, font_size: int | None = None
+) -> np.ndarray:
+    """Mark an overlay: an amber band with ``weak`` across its top and an amber frame
+    (a weak scale's map), and a green ``"★ own scale"`` badge at its bottom left."""
+    if not weak and not own:
+        return panel
+    canvas = Image.fromarray(panel)
+    draw = ImageDraw.Draw(canvas)
+    height, width = panel.shape[:2]
+    size = font_size or max(12, round(max(height, width) / 28))
+    font = _font(size)
+    pad = max(2, size // 4)
+    if weak:
+        text = _drawable(weak, font)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        while right - left > width - 2 * pad and size > 8:  # fit the width
+            size -= 1
+            font = _font(size)
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        band = bottom - top + 2 * pad
+        draw.rectangle((0, 0, width, band), fill=WEAK_COLOUR)
+        draw.text((pad - left, pad - top), text, fill=(0, 0, 0), font=font)
+        frame = max(2, round(max(height, width) / 150))
+        draw.rectangle((0, 0, width - 1, height - 1), outline=WEAK_COLOUR, width=frame)
+    if own:
+        text = _drawable("★ own scale", font)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        box = (0, height - (bottom - top) - 2 * pad, right - left + 2 * pad, height)
+        draw.rectangle(box, fill=OWN_COLOUR)
+        draw.text((pad - left, box[1] + pad - top), text, fill=(255, 255, 255), font=font)
     return np.asarray(canvas)
 
 
-def draw_detections(image: np.ndarray, detections, labels: Sequence[str] | None = None):
-    """Boxes of detections, coloured by class, labelled ``"person 0.99"`` by default."""
-    labels = labels or [f"{d.class_name} {d.score:.2f}" for d in detections]
-    colours = [PALETTE[d.class_id % len(PALETTE)] for d in detections]
-    return draw_boxes(image, [d.box_xyxy for d in detections], labels, colours)
-
-
 def explanation_overlays(
-    image: np.ndarray, explanation, colormap: str = "jet", opacity: float = 0.5
+    image: np.ndarray,
+    explanation,
+    colormap: str = "jet",
+    opacity: float = 0.5,
+    marks: bool = True,
 ) -> list[np.ndarray]:
-    """One overlay per explained scale, with the target's box drawn if it has one."""
+    """One overlay per explained scale, with the target's box drawn if it has one.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, the explained image (heatmaps have its size).
+        explanation: an :class:`~yolocam_core.explainer.Explanation` with heatmaps.
+        colormap, opacity: see :func:`overlay`.
+        marks: mark weak scales and the detection's own scale (:func:`mark_panel`).
+    """
     panels = []
     for scale_map in explanation.maps:
         panel = overlay(image, scale_map.heatmap, colormap, opacity)
         if explanation.box_xyxy is not None:
             panel = draw_boxes(panel, [explanation.box_xyxy])
+        if marks:
+            panel = mark_panel(
+                panel,
+                weak_text(scale_map) if scale_map.weak else None,
+                own=scale_map.scale == explanation.own_scale,
+            )
         panels.append(panel)
     return panels
 
 
+def colorbar(
+    height: int,
+    colormap: str = "jet",
+    width: int | None = None,
+    labels: tuple[str, str] = ("max", "0"),
+    title: str | None = None,
+) -> np.ndarray:
+    """A vertical colour bar, (height, width, 3) uint8 RGB: high values at the top.
+
+    Args:
+        height: pixels.
+        colormap: see :func:`colorize`.
+        width: pixels; default about height / 4 (room for the labels).
+        labels: text at the top and the bottom of the bar.
+        title: a line above the bar, e.g. ``"shared"``.
+    """
+    width = width or max(90, height // 3)
+    bar = np.full((height, width, 3), 255, np.uint8)
+    size = max(10, height // 18)
+    font = _font(size)
+    top = size + 8 if title else 4
+    bottom = height - size - 8
+    ramp_w = max(10, width // 4)
+    ramp = colorize(np.linspace(1.0, 0.0, max(2, bottom - top))[:, None], colormap)
+    bar[top:bottom, 4 : 4 + ramp_w] = np.repeat(ramp, ramp_w, axis=1)
+    canvas = Image.fromarray(bar)
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((4, top, 4 + ramp_w - 1, bottom - 1), outline=(60, 60, 60))
+    x = 4 + ramp_w + 4
+    for text, y in ((labels[0], top), (labels[1], bottom - size)):
+        draw.text((x, y), _drawable(text, font), fill=(20, 20, 20), font=font)
+    if title:
+        draw.text((4, 2), _drawable(title, font), fill=(20, 20, 20), font=font)
+    return np.asarray(canvas)
+
+
 def text_bar(text: str, width: int, height: int, centred: bool = True) -> np.ndarray:
-    """A white (height, width, 3) bar with one line of dark text."""
-    font = _font(max(12, round(height * 0.55)))
+    """A white (height, width, 3) bar with one line of dark text (shrunk to fit)."""
+    size = max(10, round(height * 0.55))
+    font = _font(size)
     bar = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(bar)
     text = _drawable(text, font)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    while right - left > width - 16 and size > 8:
+        size -= 1
+        font = _font(size)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     x = (width - (right - left)) / 2 - left if centred else 8 - left
     draw.text((x, (height - (bottom - top)) / 2 - top), text, fill=(20, 20, 20), font=font)
     return np.asarray(bar)
 
 
-def titled(panel: np.ndarray, title: str, height: int = 360) -> np.ndarray:
-    """Scale a panel to ``height`` pixels and put a centred title bar above it."""
+def titled(
+    panel: np.ndarray, title: str, height: int = 360, lines: Sequence[str] = ()
+) -> np.ndarray:
+    """Scale a panel to ``height`` pixels and put a centred title bar (and optional
+    further lines, smaller) above it."""
     width = max(1, round(panel.shape[1] * height / panel.shape[0]))
+    width = max(width, height // 2)
     body = cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA)
-    return np.vstack([text_bar(title, width, max(24, height // 10)), body])
+    bars = [text_bar(title, width, max(24, height // 10))]
+    bars += [text_bar(line, width, max(20, height // 14)) for line in lines]
+    return np.vstack([*bars, body])
 
 
 def sheet(
@@ -170,25 +461,67 @@ def sheet(
     opacity: float = 0.5,
     height: int = 360,
     caption: str | None = None,
+    model: str | None = None,
 ) -> np.ndarray:
-    """All scales of an explanation side by side, each titled ``"13×13 · stride 32"``.
+    """All scales of an explanation side by side, each titled with its scale and score.
+
+    Above: ``"<method> · <target>"`` and the normalisation; each panel: its scale
+    (``"13×13 · stride 32"``), its score and share (or the weak-scale marker) and the
+    own-scale badge; right: a colour bar; below: the score's meaning, the model and
+    the yolocam version.
 
     Args:
         image: (H, W, 3) uint8 RGB, the explained image.
         explanation: an :class:`~yolocam_core.explainer.Explanation`.
         colormap, opacity: see :func:`overlay`.
         height: panel height in pixels.
-        caption: a line above the panels; default ``"<method> · <target>"``.
+        caption: the first line; default ``"<method> · <target>"``.
+        model: the model's name for the footer.
 
     Returns:
         (rows, columns, 3) uint8 RGB.
     """
     panels = explanation_overlays(image, explanation, colormap, opacity)
-    tiles = [titled(p, m.label, height) for p, m in zip(panels, explanation.maps, strict=True)]
-    gap = np.full((tiles[0].shape[0], 8, 3), 255, np.uint8)
+    tiles = [
+        titled(p, m.label, height, [scale_caption(m, explanation.own_scale, label=False)])
+        for p, m in zip(panels, explanation.maps, strict=True)
+    ]
+    bar_height = tiles[0].shape[0]
+    legend = colorbar(
+        height - 8,
+        colormap,
+        labels=("max", "0"),
+        title="per map" if explanation.norm == "per-map" else "shared",
+    )
+    legend = np.vstack(
+        [np.full((bar_height - legend.shape[0], legend.shape[1], 3), 255, np.uint8), legend]
+    )
+    gap = np.full((bar_height, 8, 3), 255, np.uint8)
     row = [tiles[0]]
-    for tile in tiles[1:]:
+    for tile in [*tiles[1:], legend]:
         row += [gap, tile]
     body = np.hstack(row)
     text = caption if caption is not None else f"{explanation.method} · {explanation.target}"
-    return np.vstack([text_bar(text, body.shape[1], max(28, height // 9), centred=False), body])
+    line = max(28, height // 9)
+    small = max(20, height // 14)
+    footer = [f"yolocam {yolocam_version()}"]
+    if model:
+        footer.insert(0, f"model {model}")
+    rows = [
+        text_bar(text, body.shape[1], line, centred=False),
+        text_bar(norm_caption(explanation.norm), body.shape[1], small, centred=False),
+        body,
+    ]
+    if getattr(explanation, "score_note", ""):
+        rows.append(text_bar(explanation.score_note, body.shape[1], small, centred=False))
+    rows.append(text_bar(" · ".join(footer), body.shape[1], small, centred=False))
+    return np.vstack(rows)
+
+
+@lru_cache(maxsize=1)
+def yolocam_version() -> str:
+    """The installed yolocam version, e.g. ``"0.1.0"`` (``"unknown"`` from a source tree)."""
+    try:
+        return importlib.metadata.version("yolocam")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from yolocam_app import resources
-from yolocam_app.sidebar import page_setup
+from yolocam_app import resources, sidebar
 
-settings = page_setup()
+settings = sidebar.current()
 explainer = resources.get_explainer(settings.model_name)
 detector = explainer.detector
 

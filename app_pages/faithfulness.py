@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from yolocam_app import faithfulness
-from yolocam_app.sidebar import page_setup
-from yolocam_app.views import context_or_stop, target_ui
-from yolocam_core.cams import get_method, method_names
+from yolocam_app import faithfulness, sidebar
+from yolocam_app.state import choice
+from yolocam_app.views import context_or_stop, notes_ui, static_photo, target_ui
+from yolocam_core.cams import method_names
 from yolocam_core.errors import YolocamError
 from yolocam_core.evaluate import reading, summarize
 from yolocam_core.metrics import DEFAULT_STEPS
 
-settings = page_setup()
+settings = sidebar.current()
 st.title("Faithfulness")
 st.caption(
     "Does the map show what the detector uses? Pixels are removed from the photo "
@@ -26,16 +26,21 @@ if not ctx.detections:
     st.info("No detection at this score threshold: lower it in the sidebar to measure one.")
     st.stop()
 
+notes_ui(ctx)
 controls = st.columns([3, 4, 3])
 with controls[0]:
-    spec = target_ui(ctx, key="faith", part="choice", kind="One detection")
+    spec = target_ui(ctx, part="choice", kind="One detection")
+    static_photo(ctx, spec.index, caption="the measured detection highlighted")
 with controls[1]:
-    methods = st.multiselect(
+    methods = choice(
+        st.multiselect,
         "Methods",
         method_names(),
-        default=list(dict.fromkeys(["gradcam", "gradcam++", settings.method])),
-        format_func=lambda m: get_method(m).title,
         key="faith_methods",
+        default=list(dict.fromkeys(["gradcam", "gradcam++", settings.method])),
+        multi=True,
+        format_func=sidebar.method_label,
+        help=sidebar.method_help(),
     )
 with controls[2]:
     steps = st.select_slider(
@@ -72,6 +77,7 @@ try:
                 ctx.image,
                 settings.score,
                 settings.iou,
+                settings.max_detections,
                 spec.index,
                 method,
                 scales,
@@ -88,13 +94,15 @@ except YolocamError as exc:
 
 rows = [row for result in results.values() for row in result.rows]
 summary = summarize(rows)
-scale = st.radio(
+scale = choice(
+    st.radio,
     "Curves at",
     scales,
-    index=detection.scale,
-    format_func=lambda s: heads[s].label + (" (the detection's)" if s == detection.scale else ""),
+    key=f"faith_scale:{ctx.detection_key}:{spec.index}",
+    fallback=lambda options: detection.scale,
+    default=detection.scale,
+    format_func=lambda s: heads[s].label + (" ★ own scale" if s == detection.scale else ""),
     horizontal=True,
-    key="faith_scale",
 )
 st.success(reading(summary, scale))
 

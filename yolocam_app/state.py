@@ -1,0 +1,108 @@
+"""Widget state that cannot drift from what the page shows.
+
+Why it drifted: a keyed Streamlit widget is identified by its key alone, so when its
+options change between runs (a photo with no detection, then one with some; the
+scales of a one-scale view; another model's heads) the browser keeps showing its old
+choice or its first option while the script reads another value. And a widget that a
+run does not draw (another page, a hidden uploader) loses its state.
+
+The cure, in one place (:func:`choice`): the *choice* lives in session state under a
+plain key that no widget owns (so it survives pages, fragments and hidden widgets),
+and the widget that shows it is keyed by that key *and the options it shows*. Each run
+the remembered choice is checked against today's options (else a fallback is used),
+and written into the widget before it is drawn whenever the widget would show
+something else. New options therefore mean a new widget that shows exactly the value
+the page uses; a user's change is copied back to the choice by the widget's callback;
+code may change a choice (a click on a box in the photo) with :func:`prefer`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import streamlit as st
+
+_MISSING = object()
+
+
+def widget_key(key: str, labels: Sequence[str]) -> str:
+    """The key of the widget that shows choice ``key`` with these option labels."""
+    digest = hashlib.sha1("\x1f".join(labels).encode("utf-8")).hexdigest()[:10]
+    return f"{key}@{digest}"
+
+
+def remembered(key: str, default: Any = None) -> Any:
+    """The remembered choice ``key`` (whatever today's options are)."""
+    return st.session_state.get(key, default)
+
+
+def prefer(key: str, value: Any) -> None:
+    """Make ``value`` the choice ``key``; its widget shows it on the next run."""
+    st.session_state[key] = value
+
+
+def _adopt(key: str, wkey: str) -> None:
+    """A user changed the widget: its value becomes the choice."""
+    st.session_state[key] = st.session_state[wkey]
+
+
+def choice(
+    draw: Callable[..., Any],
+    label: str,
+    options: Sequence[Any],
+    *,
+    key: str,
+    default: Any = _MISSING,
+    fallback: Callable[[Sequence[Any]], Any] | None = None,
+    format_func: Callable[[Any], str] = str,
+    multi: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Draw a radio / selectbox / multiselect whose value always matches the page.
+
+    Args:
+        draw: ``st.radio``, ``st.selectbox``, ``st.multiselect`` (or the same on a
+            container, e.g. ``st.sidebar.selectbox``).
+        label: the widget's label.
+        options: today's options.
+        key: where the choice is remembered (shared by every page that uses it).
+        default: the choice before any is made; default: ``fallback(options)``.
+        fallback: the value when the remembered one is not among the options;
+            default: the first option (for ``multi``: ``default`` filtered).
+        format_func: option -> label.
+        multi: a multiselect (the value is a list).
+        **kwargs: passed to ``draw`` (help, horizontal, label_visibility, ...).
+
+    Returns:
+        The value the page must use; the widget shows exactly it.
+    """
+    options = list(options)
+    labels = [str(format_func(o)) for o in options]
+    wkey = widget_key(key, labels)
+    wanted = st.session_state.get(key, _MISSING)
+    if wanted is _MISSING:
+        wanted = default
+    if multi:
+        base = [] if wanted is _MISSING else list(wanted)
+        value: Any = [v for v in base if v in options]
+        if not value and base and fallback is not None:
+            value = list(fallback(options))
+    elif wanted is not _MISSING and wanted in options:
+        value = wanted
+    elif fallback is not None:
+        value = fallback(options)
+    else:
+        value = options[0] if options else None
+    if st.session_state.get(wkey, _MISSING) != value:
+        st.session_state[wkey] = value
+    return draw(
+        label,
+        options,
+        key=wkey,
+        format_func=format_func,
+        on_change=_adopt,
+        args=(key, wkey),
+        **kwargs,
+    )
