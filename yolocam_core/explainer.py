@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from yolocam_core.cams import CamMethod, get_method, method_layers
+from yolocam_core.cams import CamMethod, default_method, get_method, method_layers
 from yolocam_core.contraction import ConvTail, match_conv_tail
 from yolocam_core.detector import (
     DEFAULT_MAX_DETECTIONS,
@@ -699,9 +699,10 @@ class Explainer:
             image: (H, W, 3) uint8 RGB, a path or bytes, or a :class:`Forward`.
             target: what to explain.
             method: a name from :func:`yolocam_core.cams.method_names`, or a configured
-                method instance such as ``DRise(masks=500, seed=1)``; None =
-                ``"gradcam"``, or ``"seed"`` when every target is the whole head output
-                (the only target Grad-CAM refuses).
+                method instance such as ``DRise(masks=500, seed=1)``; None = the
+                target kind's default (:func:`yolocam_core.cams.default_method`:
+                ``odam`` for a detection, ``gradcam`` for a class, ``seed`` for the
+                whole head output).
             scales: head indices; None = all.
             layer: another layer for a scale: a name (only with one scale) or
                 {scale: name}; replaces the method's own layers (expert option).
@@ -739,7 +740,7 @@ class Explainer:
         mistaken for a confident one (see :attr:`ScaleMap.weak`).
         """
         if method is None:
-            method = "seed" if targets and all(t.kind == "seed" for t in targets) else "gradcam"
+            method = default_method(t.kind for t in targets)
         cam = get_method(method)
         _check_norm(norm)
         for target in targets:

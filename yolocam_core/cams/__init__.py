@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from yolocam_core.cams.base import ANSWERS, CamMethod
@@ -41,6 +42,22 @@ def method_names(black_box: bool = False) -> list[str]:
     eigencam, odam; with ``black_box=True`` also drise (one forward per mask: slow,
     so front ends offer it on purpose, not in "all")."""
     return [name for name, cls in METHODS.items() if black_box or not cls.black_box]
+
+
+#: The method each target kind is explained with when none is named, chosen by
+#: measurement (README, "Which method"): ODAM for one detection (instance-specific; best
+#: pointing, instance and deletion scores and agreement with D-RISE on the evaluation
+#: set), Grad-CAM for a class (every instance of it), the article's for its own target.
+DEFAULT_METHODS: dict[str, str] = {"detection": "odam", "class": "gradcam", "seed": "seed"}
+
+
+def default_method(target_kinds: Iterable[str]) -> str:
+    """The method for targets of these kinds when none is named: the kind's default
+    (:data:`DEFAULT_METHODS`) when they are all of one kind, else ``"gradcam"``."""
+    kinds = set(target_kinds)
+    if len(kinds) == 1:
+        return DEFAULT_METHODS.get(kinds.pop(), "gradcam")
+    return "gradcam"
 
 
 def get_method(name: str | CamMethod) -> CamMethod:
@@ -87,6 +104,7 @@ def method_layers(detector: Detector, scale: int) -> list[str]:
 
 __all__ = [
     "ANSWERS",
+    "DEFAULT_METHODS",
     "METHODS",
     "ODAM",
     "CamMethod",
@@ -97,6 +115,7 @@ __all__ = [
     "HiResCAM",
     "LayerCAM",
     "SeedCAM",
+    "default_method",
     "get_method",
     "method_layers",
     "method_names",
