@@ -65,22 +65,25 @@ def decode_head(
     """Decode one head's raw output, differentiably, as Darknet's ``[yolo]`` layer does.
 
     Args:
-        raw: (B, H, W, A * (5 + C)) raw head tensor.
+        raw: (B, h, w, A * (5 + C)) raw head tensor: the whole (H, W) grid, or a crop of
+            it, whose box centres are then relative to the crop's first cell.
         head: the head's metadata.
         input_size: (height, width) of the network input in pixels.
 
     Returns:
-        ``boxes`` (B, H, W, A, 4) as (cx, cy, w, h) in units of the network input
-        (0..1); ``objectness`` (B, H, W, A); ``class_probs`` (B, H, W, A, C), sigmoid
-        per class; ``scores`` (B, H, W, A, C) = objectness × class probability.
+        ``boxes`` (B, h, w, A, 4) as (cx, cy, w, h) in units of the network input
+        (0..1); ``objectness`` (B, h, w, A); ``class_probs`` (B, h, w, A, C), sigmoid
+        per class; ``scores`` (B, h, w, A, C) = objectness × class probability.
     """
     grid_h, grid_w = head.grid
+    rows_in = raw.shape[1] if raw.shape[1] is not None else tf.shape(raw)[1]
+    cols_in = raw.shape[2] if raw.shape[2] is not None else tf.shape(raw)[2]
     num_anchors = head.num_anchors
-    raw = tf.reshape(raw, (-1, grid_h, grid_w, num_anchors, 5 + head.num_classes))
+    raw = tf.reshape(raw, (-1, rows_in, cols_in, num_anchors, 5 + head.num_classes))
     xy_raw, wh_raw, obj_raw, cls_raw = tf.split(raw, (2, 2, 1, head.num_classes), axis=-1)
 
-    cols, rows = tf.meshgrid(tf.range(grid_w, dtype=raw.dtype), tf.range(grid_h, dtype=raw.dtype))
-    cell_xy = tf.stack([cols, rows], axis=-1)[None, :, :, None, :]  # (1, H, W, 1, 2)
+    cols, rows = tf.meshgrid(tf.range(cols_in), tf.range(rows_in))
+    cell_xy = tf.cast(tf.stack([cols, rows], axis=-1), raw.dtype)[None, :, :, None, :]
     scale = head.scale_x_y
     xy = tf.sigmoid(xy_raw) * scale - 0.5 * (scale - 1.0) + cell_xy
     xy = xy / tf.constant([grid_w, grid_h], dtype=raw.dtype)

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from yolocam_core.detector import Detection, Letterbox
 from yolocam_core.errors import YolocamError
-from yolocam_core.heads import HeadInfo
+from yolocam_core.heads import HeadInfo, decode_head
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def weighted_score(
         (B,) scores.
     """
     grid_h, grid_w = head.grid
-    decoded = _decode_any_size(raw, head, input_size)
+    decoded = decode_head(raw, head, input_size)
     total = tf.reduce_sum(raw * raw_w, axis=[1, 2, 3]) + tf.reduce_sum(
         decoded["scores"] * score_w, axis=[1, 2, 3, 4]
     )
@@ -152,31 +152,6 @@ def weighted_score(
             boxes += tf.cast(shift, raw.dtype)[:, None, None, None, :]
         total += tf.reduce_sum(boxes * box_w, axis=[1, 2, 3, 4])
     return total
-
-
-def _decode_any_size(raw: tf.Tensor, head: HeadInfo, input_size) -> dict[str, tf.Tensor]:
-    """:func:`decode_head` of a (B, h', w', A·(5+C)) crop of a head's grid (or the whole
-    grid): box centres are relative to the crop's first cell (see ``cell_offset``)."""
-    crop_h, crop_w = tf.shape(raw)[1], tf.shape(raw)[2]
-    num_anchors, num_classes = head.num_anchors, head.num_classes
-    raw5 = tf.reshape(raw, (tf.shape(raw)[0], crop_h, crop_w, num_anchors, 5 + num_classes))
-    xy_raw, wh_raw, obj_raw, cls_raw = tf.split(raw5, (2, 2, 1, num_classes), axis=-1)
-    cols, rows = tf.meshgrid(tf.range(crop_w), tf.range(crop_h))
-    cell_xy = tf.cast(tf.stack([cols, rows], axis=-1), raw.dtype)[None, :, :, None, :]
-    scale = head.scale_x_y
-    xy = tf.sigmoid(xy_raw) * scale - 0.5 * (scale - 1.0) + cell_xy
-    xy = xy / tf.constant([head.grid[1], head.grid[0]], dtype=raw.dtype)
-    anchors = tf.constant(head.anchors, dtype=raw.dtype)
-    in_h, in_w = input_size
-    wh = tf.exp(wh_raw) * anchors / tf.constant([in_w, in_h], dtype=raw.dtype)
-    objectness = tf.sigmoid(obj_raw[..., 0])
-    class_probs = tf.sigmoid(cls_raw)
-    return {
-        "boxes": tf.concat([xy, wh], axis=-1),
-        "objectness": objectness,
-        "class_probs": class_probs,
-        "scores": objectness[..., None] * class_probs,
-    }
 
 
 class Target:
