@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from yolocam_core.cams.base import CamMethod
+from yolocam_core.cams.hirescam import HiResCAM
 from yolocam_core.errors import YolocamError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def neck_layer(detector: Detector, scale: int) -> str:
     return spatial_layers_before_head(detector.keras_model, detector.heads[scale].output_name)[-1]
 
 
-class ODAM(CamMethod):
+class ODAM(HiResCAM):
     """ODAM: one prediction's gradient times the activations, summed over channels::
 
         map_l = ReLU(sum_k g_l[:, :, k] * A_l[:, :, k])      # (h_l, w_l) per layer l
@@ -135,18 +135,8 @@ class ODAM(CamMethod):
             return self._layers[scale]
         return (neck_layer(detector, scale),)
 
-    def compute(self, activations: np.ndarray, gradients: np.ndarray | None) -> np.ndarray:
-        """Element-wise gradient × activation of one layer, summed over channels.
-
-        Args:
-            activations: ``A``, shape (h, w, K).
-            gradients: ``dS/dA`` of one prediction's attribute, shape (h, w, K).
-
-        Returns:
-            The map, shape (h, w), float32, not normalised.
-        """
-        acts, grads = self._prepare(activations, gradients)
-        return self._finish((grads * acts).sum(axis=-1))
+    # compute(): HiResCAM's element-wise gradient × activation, summed over channels,
+    # for one layer; ODAM differs in the layers it explains at and in fusing them.
 
     def combine(self, maps: Sequence[np.ndarray]) -> np.ndarray:
         """Fuse per-layer maps (see the class docstring) and smooth.
