@@ -7,7 +7,13 @@ the sidebar (``app_pages/``, see ``yolocam_app.sidebar.PAGES``).
 
 from __future__ import annotations
 
-from yolocam_app import sidebar
+from yolocam_core.runtime import start_tensorflow
+
+# TensorFlow's native start-up lines (CUDA probing on a machine without a GPU) kept
+# out of the server's log; once per process, later reruns return at once.
+start_tensorflow()
+
+from yolocam_app import sidebar  # noqa: E402
 
 page = sidebar.navigation()
 sidebar.setup()

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-from yolocam_app import sidebar
-from yolocam_app.state import choice
+from yolocam_app import methods, sidebar
+from yolocam_app.state import choice, kept
 from yolocam_app.views import (
     chosen_detection,
     colorbar_image,
     context_or_stop,
+    drise_ui,
     explain_shown,
     explanation_heading,
+    map_caption,
     notes_ui,
+    refused_ui,
     static_photo,
     target_ui,
 )
 from yolocam_core import render
-from yolocam_core.cams import get_method, method_names
 from yolocam_core.errors import YolocamError
 
 settings = sidebar.current()
@@ -30,19 +32,37 @@ controls = st.columns([3, 4, 3])
 with controls[0]:
     kind = target_ui(ctx, part="kind")
 with controls[1]:
-    target = target_ui(ctx, part="choice", kind=kind)
-fast = [m for m in method_names() if not getattr(get_method(m), "black_box", False)]
+    target = target_ui(ctx, part="choice", kind=kind, attribute=True)
+offered, refused = methods.offered(target.build(ctx.detections))
+fast = [m for m in offered if not methods.is_black_box(m)]
+slow = [m for m in offered if methods.is_black_box(m)]
 with controls[2]:
-    methods = choice(
+    chosen_methods = choice(
         st.multiselect,
         "Methods",
-        method_names(),
+        fast,
         key="compare_methods",
         default=fast,
+        fallback=list,
         multi=True,
-        format_func=sidebar.method_label,
-        help=sidebar.method_help(),
+        format_func=methods.method_label,
+        help=methods.method_help(fast),
     )
+    # D-RISE is opt-in: one forward pass per mask (seconds to minutes).
+    drise = kept(
+        st.toggle,
+        "D-RISE too (black box, slow)",
+        key="compare_drise",
+        default=False,
+        disabled=not slow,
+        help="D-RISE measures which image regions the detection needs from the model's "
+        "outputs on randomly masked copies of the photo: the reference the gradient maps "
+        "are checked against. Every detection of the photo comes from the same masks.",
+    )
+    if drise and slow:
+        drise_ui()
+    refused_ui(refused)
+rows = chosen_methods + (slow if drise else [])
 notes_ui(ctx)
 chosen = chosen_detection(ctx)
 scales = tuple(range(len(ctx.detector.heads)))
@@ -54,28 +74,26 @@ own = None
 header = st.columns(widths)
 header[0].markdown("**method**")
 norm = None
-for method in methods:
+for method in rows:
     try:
         explanation = explain_shown(ctx, target, method, scales, batch=False)
-    except YolocamError as exc:  # e.g. a method that cannot explain this target
-        st.warning(f"{get_method(method).title}: {exc}")
+    except YolocamError as exc:  # e.g. an uploaded model evicted by other sessions
+        st.warning(f"{methods.title(method)}: {exc}")
         continue
     if norm is None:
         own, norm = explanation.own_scale, explanation.norm
         with top[1]:
-            explanation_heading(explanation)
+            explanation_heading(explanation, about_method=False)
     panels = render.explanation_overlays(ctx.view, explanation, settings.colormap, settings.opacity)
     row = st.columns(widths)
-    row[0].markdown(f"**{sidebar.method_label(method)}**")
+    row[0].markdown(f"**{methods.method_label(method)}**")
+    if methods.is_black_box(method):
+        row[0].caption(explanation.maps[0].layer)
     for column, panel, m in zip(row[1:-1], panels, explanation.maps, strict=True):
-        column.image(
-            panel,
-            caption=render.scale_caption(m, explanation.own_scale, label=False),
-            width=PANEL_WIDTH,
-        )
+        column.image(panel, caption=map_caption(explanation, m, label=False), width=PANEL_WIDTH)
 for column, head in zip(header[1:-1], ctx.detector.heads, strict=True):
     column.markdown(f"**{head.label}**" + (" · ★ own scale" if head.index == own else ""))
 if norm is not None:
     top[1].image(colorbar_image(settings.colormap, norm), width=70, output_format="PNG")
-if not methods:
+if not rows:
     st.info("Choose at least one method.")

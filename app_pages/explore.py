@@ -14,6 +14,7 @@ from yolocam_app.views import (
     explain_shown,
     explanation_heading,
     interactive_ui,
+    method_ui,
     notes_ui,
     overlays_ui,
     scales_ui,
@@ -35,16 +36,18 @@ ctx = context_or_stop(settings)
 def explore() -> None:
     """Target, scales, overlays, table, downloads and interactive view. A fragment: a
     change here reruns only this part, not the sidebar, the decoding and the detection."""
-    controls = st.columns([3, 4, 3])
+    controls = st.columns([2.4, 3.3, 3.3, 2.2])
     with controls[0]:
         target_kind = target_ui(ctx, part="kind")
     with controls[1]:
-        target = target_ui(ctx, part="choice", kind=target_kind)
+        target = target_ui(ctx, part="choice", kind=target_kind, attribute=True)
     with controls[2]:
+        method = method_ui(ctx, target)
+    with controls[3]:
         scales = scales_ui(ctx)
     notes_ui(ctx)
     try:
-        explanation = explain_shown(ctx, target, settings.method, scales)
+        explanation = explain_shown(ctx, target, method, scales)
     except YolocamError as exc:  # e.g. an uploaded model evicted by other sessions
         st.error(f"Cannot explain this: {exc}.")
         return
@@ -70,10 +73,10 @@ def explore() -> None:
         interactive_ui(ctx, explanation, chosen)
     with files:
         st.markdown("**Downloads**")
-        _downloads(explanation, target, chosen)
+        _downloads(explanation, target, method, chosen)
 
 
-def _downloads(explanation, target, chosen) -> None:
+def _downloads(explanation, target, method, chosen) -> None:
     """Built only when clicked (the callables run on their own thread), at full size."""
     stem = settings.image_name.rsplit(".", 1)[0] or "image"
     model = ctx.detector.name
@@ -81,7 +84,7 @@ def _downloads(explanation, target, chosen) -> None:
     shown = tuple(m.scale for m in explanation.maps)
 
     def full(scales=shown):
-        return ctx.explain(target, settings.method, scales, full_size=True)
+        return ctx.explain(target, method, scales, full_size=True)
 
     thresholds = {"thresholds": {"score": settings.score, "iou": settings.iou}}
     st.download_button(

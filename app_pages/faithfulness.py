@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from yolocam_app import faithfulness, sidebar
-from yolocam_app.state import choice
-from yolocam_app.views import context_or_stop, notes_ui, static_photo, target_ui
-from yolocam_core.cams import method_names
+from yolocam_app import faithfulness, methods, sidebar
+from yolocam_app.state import choice, kept, remembered
+from yolocam_app.views import (
+    context_or_stop,
+    drise_ui,
+    masks_text,
+    notes_ui,
+    static_photo,
+    target_ui,
+    with_progress,
+)
 from yolocam_core.errors import YolocamError
 from yolocam_core.evaluate import reading, summarize
 from yolocam_core.metrics import DEFAULT_STEPS
@@ -31,17 +38,36 @@ controls = st.columns([3, 4, 3])
 with controls[0]:
     spec = target_ui(ctx, part="choice", kind="One detection")
     static_photo(ctx, spec.index, caption="the measured detection highlighted")
+offered, _ = methods.offered(spec.build(ctx.detections))
+fast = [m for m in offered if not methods.is_black_box(m)]
+slow = [m for m in offered if methods.is_black_box(m)]
+# ODAM (instance) and Grad-CAM (class) by default, and the method chosen on Explore.
+explored = remembered("method")
+defaults = ["odam", "gradcam"] + ([explored] if explored in fast else [])
 with controls[1]:
-    methods = choice(
+    chosen_methods = choice(
         st.multiselect,
         "Methods",
-        method_names(),
+        fast,
         key="faith_methods",
-        default=list(dict.fromkeys(["gradcam", "gradcam++", settings.method])),
+        default=[m for m in dict.fromkeys(defaults) if m in fast],
         multi=True,
-        format_func=sidebar.method_label,
-        help=sidebar.method_help(),
+        format_func=methods.method_label,
+        help=methods.method_help(fast),
     )
+    drise = kept(
+        st.toggle,
+        "D-RISE too (black box, slow)",
+        key="faith_drise",
+        default=False,
+        disabled=not slow,
+        help="D-RISE's map of this detection, measured like the others (with the "
+        "model-randomisation check, D-RISE runs twice: on the model and on its "
+        "randomised copy).",
+    )
+    if drise and slow:
+        drise_ui()
+methods_measured = chosen_methods + (slow if drise else [])
 with controls[2]:
     steps = st.select_slider(
         "Steps", [8, 16, 32, 64], value=DEFAULT_STEPS, key="faith_steps", help="pixel fractions"
@@ -60,7 +86,7 @@ with controls[2]:
         help="Spearman ρ of each map with the map of a copy of the model whose heads' last "
         "two convolutions are random (near 0: the map depends on the learnt weights).",
     )
-if not methods:
+if not methods_measured:
     st.info("Choose at least one method.")
     st.stop()
 
@@ -68,26 +94,42 @@ detection = ctx.detections[spec.index]
 heads = ctx.detector.heads
 scales = tuple(range(len(heads)))
 layers = ctx.layers(scales)
+
+
+def measure(method: str, progress=None):
+    return faithfulness.evaluate_method(
+        settings.model_name,
+        ctx.key,
+        ctx.image,
+        settings.score,
+        settings.iou,
+        settings.max_detections,
+        spec.index,
+        method,
+        scales,
+        int(steps),
+        fill,
+        sanity,
+        layers,
+        methods.options_for(method),
+        progress,
+    )
+
+
+results = {}
 try:
-    with st.spinner(f"Measuring {len(methods)} method(s) × {len(scales)} scales…"):
-        results = {
-            method: faithfulness.evaluate_method(
-                settings.model_name,
-                ctx.key,
-                ctx.image,
-                settings.score,
-                settings.iou,
-                settings.max_detections,
-                spec.index,
-                method,
-                scales,
-                int(steps),
-                fill,
-                sanity,
-                layers,
+    fast_measured = [m for m in methods_measured if not methods.is_black_box(m)]
+    if fast_measured:
+        with st.spinner(f"Measuring {len(fast_measured)} method(s) × {len(scales)} scales…"):
+            results = {method: measure(method) for method in fast_measured}
+    for method in methods_measured:
+        if methods.is_black_box(method):
+            title = methods.title(method)
+            what = "the model, then its randomised copy" if sanity else ""
+            results[method] = with_progress(
+                lambda progress, method=method: measure(method, progress),
+                lambda done, total, title=title, what=what: masks_text(title, done, total, what),
             )
-            for method in methods
-        }
 except YolocamError as exc:
     st.error(f"Cannot measure this detection: {exc}")
     st.stop()
@@ -117,7 +159,7 @@ for column, kind in zip(charts, ("deletion", "insertion"), strict=True):
         faithfulness.curves_figure(
             f"{kind.capitalize()} · {heads[scale].label} ({better} area is better)",
             kind,
-            first.curves[(methods[0], scale)].fractions,
+            first.curves[(methods_measured[0], scale)].fractions,
             {f"{m} ({area[m]:.2f})": v for m, v in values.items()},
             getattr(random, kind)[0],
             detection.score,

@@ -1,9 +1,10 @@
 """Regenerate the README screenshots in docs/screenshots/.
 
-Uses only the app's own public-domain / CC0 sample photos (assets/samples, see
-assets/LICENSE.md: the astronaut Eileen Collins, NASA, public domain; coffee, CC0 by
-Rachel Michetti), so that no third-party photo is committed. Needs Debian's chromium
-and playwright in .venv (the dev requirements):
+Uses two public-domain photos from Debian packages, fetched into the ignored
+.cache/samples/ by scripts/fetch-samples.sh (which this runs): citrus-fruits.jpg (US
+Department of Agriculture) and kites-bw.png (Riku Leino's Scribus template). No photo is
+kept in the repository; the screenshots show these public-domain photos only. Needs
+Debian's chromium and playwright in .venv (the dev requirements):
 
     .venv/bin/python scripts/screenshots.py
 """
@@ -44,6 +45,7 @@ def choose_sample(page, name: str) -> None:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["bash", str(ROOT / "scripts" / "fetch-samples.sh")], check=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -61,14 +63,14 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1250})
             page.goto(f"http://127.0.0.1:{port}")
             page.locator(CAPTION).first.wait_for(timeout=180_000)
-            choose_sample(page, "coffee.jpg")
+            choose_sample(page, "kites-bw.png")
             page.locator("[data-testid='yolocamHeatView']").first.wait_for(timeout=60_000)
             time.sleep(2)
             page.screenshot(path=str(OUT / "explore.png"))
-            choose_sample(page, "astronaut.jpg")
+            choose_sample(page, "citrus-fruits.jpg")
             page.get_by_text("Compare methods", exact=True).first.click()
             page.get_by_role("heading", name="Compare CAM methods").wait_for(timeout=60_000)
-            page.get_by_text("astronaut.jpg · the target's box highlighted").wait_for(
+            page.get_by_text("citrus-fruits.jpg · the target's box highlighted").wait_for(
                 timeout=120_000
             )
             page.wait_for_function(

@@ -33,7 +33,7 @@ def test_default_state_detects_and_explains_a_sample(app):
         "26×26 · stride 16"
     )
     assert any("detection(s)" in c for img in app.get("image") for c in img.captions)
-    assert heading(app).startswith("gradcam · person")  # the top detection
+    assert heading(app).startswith("odam · person")  # the top detection, with ODAM
     assert len(app.get("download_button")) == 4
 
 
@@ -44,12 +44,15 @@ def test_switching_target_scale_and_method_changes_the_view(app):
     widget(app, "radio", "target_kind").set_value("A class").run()
     assert heading(app).startswith("gradcam · class ")
     widget(app, "radio", "target_kind").set_value("Whole head output (article)").run()
-    assert "whole head output" in heading(app)
+    assert heading(app).startswith("seed · whole head output")
     widget(app, "radio", "scales_mode").set_value("One").run()
     widget(app, "selectbox", "scales_one").set_value(1).run()
     assert scale_labels(app) == ["26×26 · stride 16"]
-    widget(app.sidebar, "selectbox", "method").set_value("gradcam++").run()
-    assert heading(app).startswith("gradcam++ ·")
+    widget(app, "selectbox", "method").set_value("eigencam").run()
+    assert heading(app).startswith("eigencam ·")
+    widget(app, "radio", "target_kind").set_value("One detection").run()
+    widget(app, "selectbox", "method").set_value("gradcam++").run()
+    assert heading(app).startswith("gradcam++ · bus")
     assert not app.exception and not app.error
 
 
@@ -68,7 +71,7 @@ def test_drawing_options_do_not_recompute(app, monkeypatch):
     app.sidebar.selectbox(key="colormap").set_value("viridis").run()
     app.sidebar.slider(key="opacity").set_value(0.8).run()
     assert calls == []
-    widget(app.sidebar, "selectbox", "method").set_value("layercam").run()
+    widget(app, "selectbox", "method").set_value("layercam").run()
     # bus.jpg's 6 detections, explained together in chunks of EXPLAIN_CHUNK
     from yolocam_app.resources import EXPLAIN_CHUNK
 
@@ -129,7 +132,8 @@ def overlay_panels(at: AppTest) -> list[str]:
 def test_compare_methods_page_shows_methods_by_scales(app):
     app.switch_page("app_pages/compare_methods.py").run()
     assert not app.exception
-    assert len(overlay_panels(app)) == 6 * 2  # six methods × two scales
+    # every method but D-RISE (opt-in, slow) × two scales
+    assert len(overlay_panels(app)) == 7 * 2
     widget(app, "multiselect", "compare_methods").set_value(["gradcam", "eigencam"]).run()
     assert len(overlay_panels(app)) == 2 * 2
 
@@ -152,12 +156,15 @@ def test_model_page_lists_heads_and_lets_experts_pick_a_layer(app):
 
 
 def test_sidebar_choices_and_upload_survive_a_change_of_page(app, sample_rgb):
-    widget(app.sidebar, "selectbox", "method").set_value("hirescam").run()
+    widget(app, "selectbox", "method").set_value("hirescam").run()
+    app.sidebar.selectbox(key="colormap").set_value("viridis").run()
     app.sidebar.radio(key="source").set_value("Upload").run()
     photo_uploader(app).upload("street.png", _png(sample_rgb["zidane.jpg"]), "image/png").run()
     app.switch_page("app_pages/compare_methods.py").run()
-    assert widget(app.sidebar, "selectbox", "method").value == "hirescam"
+    assert app.sidebar.selectbox(key="colormap").value == "viridis"
     assert app.sidebar.radio(key="source").value == "Upload"
     assert not app.info and not app.error  # the uploaded photo is still there
     app.switch_page(EXPLORE).run()
+    # The method chosen on Explore (not drawn on the Compare page) is still the one.
+    assert widget(app, "selectbox", "method").value == "hirescam"
     assert heading(app).startswith("hirescam ·")

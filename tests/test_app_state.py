@@ -82,7 +82,7 @@ def test_a_photo_without_detections_then_one_with(app):
     # The user never chose "A class": with detections back, one detection is explained,
     # and the radio says so.
     assert kind.value == "One detection"
-    assert heading(app) == "gradcam · person 0.99"
+    assert heading(app) == "odam · person 0.99"
     # An explicit choice is kept, and shown, through the same change.
     kind.set_value("A class").run()
     upload_photo(app, "one.png", png(np.full((1, 1, 3), 200, np.uint8)))
@@ -139,7 +139,7 @@ def test_code_can_change_a_choice_and_the_widget_follows(app):
     app.session_state[logical] = 3
     app.run()
     detection = widget(app, "selectbox", "target_detection:")
-    assert detection.value == 3 and heading(app) == "gradcam · bus 0.66"
+    assert detection.value == 3 and heading(app) == "odam · bus 0.66"
 
 
 # -- bounded work ----------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_compare_and_faithfulness_show_the_photo_and_the_own_scale(app):
     assert any("the target's box highlighted" in c for i in app.get("image") for c in i.captions)
     assert any("★ own scale" in m.value for m in app.markdown)
     panels = [c for i in app.get("image") for c in i.captions if c.startswith("score ")]
-    assert len(panels) == 6 * 2 and sum("weak:" in c for c in panels) >= 1
+    assert len(panels) == 7 * 2 and sum("weak:" in c for c in panels) >= 1
     app.switch_page("app_pages/faithfulness.py")
     app.session_state["faith_steps"] = 8
     app.run()
@@ -255,7 +255,8 @@ def test_maps_zip_carries_metadata_and_the_report_is_self_contained(app, detecto
             assert list(grid.shape) == item["grid"]
             np.testing.assert_array_equal(grid, explanation.by_scale(item["scale"]).grid_map)
     assert names == {"metadata.json", "scale0_13x13.npy", "scale1_26x26.npy"}
-    assert meta["model"] == "yolov4-tiny" and meta["method"]["name"] == "gradcam"
+    # explain() with no method named: ODAM for a detection
+    assert meta["model"] == "yolov4-tiny" and meta["method"]["name"] == "odam"
     assert meta["target"]["label"] == "person 0.99" and meta["target"]["own_scale"] == 0
     assert meta["normalisation"]["mode"] == "shared"
     assert [s["weak"] for s in meta["scales"]] == [False, True]
@@ -280,30 +281,3 @@ def test_maps_zip_carries_metadata_and_the_report_is_self_contained(app, detecto
     assert len(parser.sources) == 1 + 2 + 1
     assert all(s.startswith("data:image/") for s in parser.sources)
     assert 'id="yolocam-metadata"' in page and "weak: 0.91% of the top scale" in page
-
-
-def test_a_slow_method_is_computed_on_a_worker_that_reports_progress(app, monkeypatch, sample_rgb):
-    """The hook for D-RISE: a black-box method runs on a worker thread and gets a
-    ``progress(done, total)`` callback when the library's explain_many takes one."""
-    from yolocam_app import views
-    from yolocam_core.explainer import Explainer
-
-    seen = []
-    original = Explainer.explain_many
-
-    def explain_many(self, image, targets, method="gradcam", scales=None, layer=None,
-                     norm="auto", progress=None):  # fmt: skip
-        seen.append(progress)
-        if progress is not None:
-            progress(1, 2)
-            progress(2, 2)
-        return original(self, image, targets, method, scales, layer, norm)
-
-    monkeypatch.setattr(Explainer, "explain_many", explain_many)
-    monkeypatch.setattr(views, "is_slow", lambda method: method == "layercam")
-    # A photo nothing else explains (the caches are shared by the whole test run).
-    upload_photo(app, "mirrored.png", png(sample_rgb["bus.jpg"][:, ::-1].copy()))
-    widget(app.sidebar, "selectbox", "method").set_value("layercam").run()
-    assert not app.exception and not app.error
-    assert heading(app).startswith("layercam · person") and len(overlay_captions(app)) == 2
-    assert any(callable(p) for p in seen)

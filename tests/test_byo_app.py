@@ -60,7 +60,7 @@ def test_upload_a_keras_model_and_explain_every_head(app, voc_keras):
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert widget(app.sidebar, "selectbox", "model").value.startswith("upload:")
     assert overlay_captions(app) == ["4×4 · stride 32", "8×8 · stride 16", "16×16 · stride 8"]
-    assert heading(app).startswith("gradcam · dog")  # VOC names in the detections
+    assert heading(app).startswith("odam · dog")  # VOC names in the detections
     # Every page uses it; choices survive a change of page.
     app.switch_page("app_pages/model.py").run()
     assert not app.exception and app.title[0].value == "Model · voc_small.keras"
@@ -71,7 +71,7 @@ def test_upload_a_keras_model_and_explain_every_head(app, voc_keras):
     ]
     app.switch_page("app_pages/compare_methods.py").run()
     panels = [c for img in app.get("image") for c in img.captions if c.startswith("score ")]
-    assert not app.exception and len(panels) == 6 * 3
+    assert not app.exception and len(panels) == 7 * 3
     # Back to the default model, and to ours again, without reloading it.
     app.switch_page("app_pages/explore.py").run()
     ours = widget(app.sidebar, "selectbox", "model").value

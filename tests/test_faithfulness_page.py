@@ -37,7 +37,7 @@ def test_page_shows_curves_table_and_reading(page):
     assert not page.error
     assert len(charts(page)) == 2  # deletion and insertion
     table = page.dataframe[0].value
-    assert list(table["method"].unique()) == ["gradcam", "gradcam++"]
+    assert list(table["method"].unique()) == ["odam", "gradcam"]  # instance, then class
     assert len(table) == 2 * 2  # methods × scales
     assert {"deletion AUC", "random deletion", "insertion AUC", "random insertion"} <= set(
         table.columns

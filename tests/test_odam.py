@@ -23,6 +23,8 @@ from yolocam_core.cams import ODAM, get_method
 from yolocam_core.cams.odam import neck_layer
 from yolocam_core.errors import YolocamError
 from yolocam_core.explainer import Explainer
+from yolocam_core.models import load_detector
+from yolocam_core.tails import parent_layers
 from yolocam_core.targets import ClassTarget, DetectionTarget, SeedTarget, TargetSpec
 
 # w·A per cell, summed over the two channels:
@@ -283,3 +285,28 @@ def test_odam_layers_of_the_default_model(detector):
         tail = explainer.tail(scale, ODAM().layers(detector, scale)[0])
         assert conv in tail.layers
         assert detector.keras_model.get_layer(conv).kernel_size == (size, size)
+
+
+def test_head_over_a_concatenation(tmp_path):
+    """A head whose 1×1 convolution reads a concatenation directly (no spatial layer
+    between): ODAM explains at that concatenation, exactly, and every head has a map."""
+    from test_byo_darknet import YOLOV4_STYLE_3, write_model
+
+    cfg, _ = write_model(tmp_path, "v4", YOLOV4_STYLE_3, seed=21)
+    detector = load_detector(cfg, use_cache=False)
+    model = detector.keras_model
+    layers = [ODAM().layers(detector, s)[0] for s in range(len(detector.heads))]
+    merges = [s for s, name in enumerate(layers) if len(parent_layers(model.get_layer(name))) > 1]
+    assert merges, f"no head of this model reads a concatenation directly: {layers}"
+    explainer = Explainer(detector)
+    rng = np.random.default_rng(3)
+    fwd = explainer.forward(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    for scale in merges:
+        h, w = detector.heads[scale].grid
+        targets = [
+            DetectionTarget(detection_at(r, c, scale=scale)) for r, c in ((0, 0), (h // 2, w // 2))
+        ]
+        crop_vs_tape(explainer, fwd, targets, scale, layers[scale])
+        explanation = explainer.explain(fwd, targets[1], "odam")
+        assert [m.layer for m in explanation.maps][scale] == layers[scale]
+        assert explanation.by_scale(scale).grid_map.max() > 0

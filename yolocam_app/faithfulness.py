@@ -7,10 +7,13 @@ adding a method to the comparison computes only that method.
 
 from __future__ import annotations
 
+import dataclasses
+
 import plotly.graph_objects as go
 import streamlit as st
 
 from yolocam_app import resources
+from yolocam_app.methods import instance, is_black_box
 from yolocam_core.evaluate import (
     ImageEvaluation,
     ScoringSettings,
@@ -74,26 +77,66 @@ def evaluate_method(
     fill: str,
     sanity: bool,
     layers: tuple[tuple[int, str], ...] = (),
+    options: resources.MethodOptions = (),
+    _progress: resources.Progress | None = None,
 ) -> ImageEvaluation:
-    """All metrics of one detection's maps by one method at the given scales."""
+    """All metrics of one detection's maps by one method at the given scales.
+
+    A black-box method (D-RISE, configured by ``options``) takes no expert layers,
+    holds the server's slow slot and reports ``_progress(masks done, masks total)``
+    (the trained model's masks, then the randomised copy's with ``sanity``).
+    """
     detection = resources.detect(model_name, key, _image, score, iou, max_detections)[index]
     random = baseline(
         model_name, key, _image, score, iou, max_detections, index, scales, steps, fill
     )
     explainer = resources.get_explainer(model_name)
     randomised = get_random_explainer(model_name) if sanity else None
-    with resources.heavy("measuring faithfulness"):
-        return evaluate_image(
+    black_box = is_black_box(method)
+    if black_box and _progress is not None:
+        parts = 2 if randomised is not None else 1
+        explainer = _Reporting(explainer, lambda done, total: _progress(done, parts * total))
+        if randomised is not None:
+            randomised = _Reporting(
+                randomised, lambda done, total: _progress(total + done, 2 * total)
+            )
+    with resources.work_slot(method, "measuring faithfulness"):
+        result = evaluate_image(
             explainer,
             _image,
-            [method],
+            [instance(method, options) if black_box else method],
             list(scales),
             [detection],
             settings=ScoringSettings(steps=steps, fill=fill, seeds=SEEDS),
-            layer=dict(layers) or None,
+            layer=None if black_box else dict(layers) or None,
             random_explainer=randomised,
             baseline=random,
         )
+    return _named(result, method) if black_box else result
+
+
+class _Reporting:
+    """An explainer whose ``explain_many`` reports progress (``evaluate_image`` passes
+    none); everything else is the wrapped explainer's."""
+
+    def __init__(self, explainer: Explainer, progress: resources.Progress):
+        self._explainer = explainer
+        self._progress = progress
+
+    def __getattr__(self, name: str):
+        return getattr(self._explainer, name)
+
+    def explain_many(self, *args, **kwargs):
+        kwargs.setdefault("progress", self._progress)
+        return self._explainer.explain_many(*args, **kwargs)
+
+
+def _named(result: ImageEvaluation, name: str) -> ImageEvaluation:
+    """``result`` of a configured method instance with the method's registry name in
+    its rows and curve keys (as for a method given by name)."""
+    rows = tuple(dataclasses.replace(row, method=name) for row in result.rows)
+    curves = {(name, scale): c for (_, scale), c in result.curves.items()}
+    return dataclasses.replace(result, rows=rows, curves=curves)
 
 
 def curves_figure(

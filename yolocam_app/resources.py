@@ -14,18 +14,21 @@ Memory is bounded whatever a model outputs:
   heatmaps ``explain_many`` builds on the way exist for a few at once, not for all;
 - heavy work (forward passes, gradients, model loading) runs at most
   :data:`HEAVY_SLOTS` at a time across the whole server (:func:`heavy`): a burst of
-  sessions waits its turn instead of multiplying the memory in use.
+  sessions waits its turn instead of multiplying the memory in use; a black-box
+  method (D-RISE, one forward pass per mask) takes one of them, one run at a time
+  (:func:`slow`), so that the other sessions' quick work keeps a slot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
-import inspect
 import re
+import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -36,11 +39,11 @@ from yolocam_core.detector import DEFAULT_MAX_DETECTIONS, Detections
 from yolocam_core.errors import YolocamError
 from yolocam_core.explainer import Explainer, Explanation
 from yolocam_core.images import load_image
-from yolocam_core.models import load_detector, sample_images
+from yolocam_core.models import ModelSpec, load_detector, sample_images
 from yolocam_core.targets import TargetSpec
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The app's static files: logo, favicon, styles, redistributable sample photos.
+#: The app's static files: logo, favicon, styles (and their licence file).
 ASSETS = ROOT / "assets"
 
 
@@ -139,103 +142,150 @@ def check_upload_size(kind: str, file_name: str, size: int) -> None:
         )
 
 
-@dataclass(frozen=True)
-class UploadRequest:
-    """What the sidebar asks to load (hashable; the files' bytes travel apart).
-
-    Attributes:
-        kind: ``"darknet"`` (files ``cfg`` and ``weights``) or ``"keras"`` (file
-            ``keras``: a .h5 or .keras).
-        file_names: role -> the uploaded file's name, e.g. ``(("keras", "m.h5"),)``.
-        classes: ``"auto"``, ``"coco"``, ``"voc"``, or the names from a file.
-        anchors: as typed (empty = the model's or the projects' defaults).
-        anchor_masks: as typed (Keras models; empty = default).
-        input_size: None = the model's own.
-        letterbox: None = the model's default.
-    """
-
-    kind: str
-    file_names: tuple[tuple[str, str], ...]
-    classes: str | tuple[str, ...] = "auto"
-    anchors: str = ""
-    anchor_masks: str = ""
-    input_size: int | None = None
-    letterbox: bool | None = None
-
-    @property
-    def label(self) -> str:
-        names = dict(self.file_names)
-        return names.get("keras") or names.get("cfg") or "uploaded model"
+#: Uploaded model files live under ``<cache>/uploads/<digest>/`` while they are loaded
+#: (a Keras model is read into memory, a Darknet one converted and cached on disk), and
+#: are removed right after; leftovers of an interrupted load are removed when older
+#: than this many seconds, and at most :data:`MAX_UPLOAD_FOLDERS` folders exist at once.
+UPLOAD_FOLDER_TTL_S = 3600.0
+MAX_UPLOAD_FOLDERS = 8
+#: Where each uploaded file goes in its folder, by role.
+UPLOAD_ROLES = ("cfg", "weights", "keras")
 
 
-def upload_digest(request: UploadRequest, blobs: dict[str, bytes]) -> str:
-    """16 hex digits of sha256 over the files' contents and the options."""
-    digest = hashlib.sha256(repr(request).encode("utf-8"))
-    for role in sorted(blobs):
-        digest.update(role.encode("ascii"))
-        digest.update(hashlib.sha256(blobs[role]).digest())
+def uploads_dir() -> Path:
+    """``<yolocam cache>/uploads`` (``$XDG_CACHE_HOME/yolocam/uploads``)."""
+    from yolocam_core.models.cache import cache_dir
+
+    return cache_dir() / "uploads"
+
+
+def safe_file_name(role: str, original: str, data: bytes) -> str:
+    """The uploaded file's own name made safe for the file system (so that messages
+    name the user's file), with the suffix its loader expects."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(original).stem)[:80].strip(".") or role
+    suffix = Path(original).suffix.lower() if role == "keras" else f".{role}"
+    if role == "keras" and suffix not in (".h5", ".hdf5", ".keras"):
+        suffix = ".h5" if data[:8] == b"\x89HDF\r\n\x1a\n" else ".keras"
+    return stem + suffix
+
+
+def upload_digest(files: dict[str, tuple[str, bytes]], options: dict) -> str:
+    """16 hex digits of sha256 over the files (role, name, contents) and the options
+    as given, so that the same upload is loaded once for the whole server."""
+    digest = hashlib.sha256(repr(sorted(options.items())).encode("utf-8"))
+    for role in sorted(files):
+        name, data = files[role]
+        digest.update(f"{role}\x1f{name}\x1f".encode())
+        digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()[:16]
+
+
+def upload_spec(digest: str, files: dict[str, tuple[str, bytes]], **options) -> ModelSpec:
+    """The :class:`ModelSpec` of an upload: its files under ``uploads/<digest>/``, the
+    options parsed as the command line parses them, never trusted with code, and named
+    after the uploaded model file.
+
+    Args:
+        digest: from :func:`upload_digest`.
+        files: role (``"cfg"`` and ``"weights"``, or ``"keras"``) -> (file name, bytes).
+        **options: ``classes``, ``anchors``, ``anchor_masks``, ``input_size``,
+            ``letterbox`` as :meth:`ModelSpec.from_options` takes them.
+
+    Raises:
+        ModelFileError: an option that cannot be parsed (the message says why).
+    """
+    folder = uploads_dir() / digest
+    paths = {role: folder / safe_file_name(role, *file) for role, file in files.items()}
+    main = "cfg" if "cfg" in paths else "keras"
+    return ModelSpec.from_options(
+        paths[main],
+        weights=paths.get("weights"),
+        trust_model_code=False,
+        name=files[main][0],
+        **options,
+    )
+
+
+def _prune_uploads(keep: Path) -> None:
+    """Remove leftover upload folders (an interrupted load) older than
+    :data:`UPLOAD_FOLDER_TTL_S`, and the oldest beyond :data:`MAX_UPLOAD_FOLDERS`."""
+    root = uploads_dir()
+    if not root.is_dir():
+        return
+    folders = sorted(
+        (p for p in root.iterdir() if p.is_dir() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    now = time.time()
+    for k, folder in enumerate(folders):
+        if k >= MAX_UPLOAD_FOLDERS - 1 or now - folder.stat().st_mtime > UPLOAD_FOLDER_TTL_S:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading your model…")
 def uploaded_explainer(
-    digest: str, _request: UploadRequest | None = None, _blobs: dict[str, bytes] | None = None
+    digest: str, _spec: ModelSpec | None = None, _blobs: dict[str, bytes] | None = None
 ) -> Explainer:
     """The explainer of an uploaded model, built once per digest (file contents and
     options) and shared like the zoo's. Darknet models are also cached on disk.
 
-    Called with the digest alone, it returns the model if it is in memory and raises
-    YolocamError otherwise. Python code in a model is never trusted here.
+    The files (``_blobs``, by role) are written where ``_spec`` says (under
+    ``uploads/<digest>/``), the spec is loaded (:meth:`ModelSpec.load`), and the folder
+    is removed. Called with the digest alone, it returns the model if it is in memory
+    and raises YolocamError otherwise. Python code in a model is never trusted here.
     """
-    if _request is None or _blobs is None:
+    if _spec is None or _blobs is None:
         raise YolocamError(
             "this uploaded model is no longer loaded; load it again under 'Your model'"
         )
-    import tempfile
-
-    request = _request
-    with heavy("loading your model"), tempfile.TemporaryDirectory(prefix="yolocam-upload-") as tmp:
-        folder = Path(tmp)
-        paths = {}
-        for role, data in _blobs.items():
-            # The user's file name (made safe), so that messages name their file.
-            original = Path(dict(request.file_names).get(role, role)).name
-            stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(original).stem)[:80] or role
-            suffix = Path(original).suffix.lower() if role == "keras" else f".{role}"
-            if role == "keras" and suffix not in (".h5", ".hdf5", ".keras"):
-                suffix = ".h5" if data[:8] == b"\x89HDF\r\n\x1a\n" else ".keras"
-            (folder / role).mkdir()
-            paths[role] = folder / role / f"{stem}{suffix}"
-            paths[role].write_bytes(data)
-        classes = request.classes
-        if classes == "auto":
-            classes = None
-        detector = load_detector(
-            paths["cfg"] if request.kind == "darknet" else paths["keras"],
-            weights=paths.get("weights"),
-            classes=list(classes) if isinstance(classes, tuple) else classes,
-            anchors=request.anchors or None,
-            anchor_masks=request.anchor_masks or None,
-            input_size=request.input_size,
-            letterbox=request.letterbox,
-            trust_model_code=False,
-        )
-        explainer = Explainer(detector.replace(name=request.label))
-        # One forward pass now, so that a model that cannot run fails here, readably.
-        explainer.forward(np.full((64, 64, 3), 128, np.uint8))
+    if _spec.trust_model_code:
+        raise YolocamError("uploaded models are never trusted with code")
+    folder = Path(_spec.source).parent
+    with heavy("loading your model"):
+        _prune_uploads(keep=folder)
+        try:
+            paths = {"cfg": _spec.source, "keras": _spec.source, "weights": _spec.weights}
+            folder.mkdir(parents=True, exist_ok=True)
+            for role, data in _blobs.items():
+                Path(paths[role]).write_bytes(data)
+            explainer = Explainer(_spec.load())
+            # One forward pass now, so that a model that cannot run fails here, readably.
+            explainer.forward(np.full((64, 64, 3), 128, np.uint8))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     return explainer
 
 
 # -- photos ---------------------------------------------------------------------------
 
 
+#: Photos fetched into the project's ignored ``.cache/`` (none is in the repository):
+#: glob patterns, in menu order. ``.cache/samples/`` holds what
+#: ``scripts/screenshots.py`` fetches (public-domain photos from Debian packages);
+#: ``.cache/darknet/`` what ``scripts/test-deps.sh`` unpacks (Debian's ``darknet``).
+CACHED_SAMPLES = (
+    ".cache/samples/*.jpg",
+    ".cache/samples/*.png",
+    ".cache/darknet/usr/share/darknet/data/*.jpg",
+)
+#: At most this many sample photos, each at most this many bytes.
+MAX_SAMPLES = 24
+MAX_SAMPLE_BYTES = 8 * MB
+
+
 @st.cache_data(show_spinner=False)
 def samples() -> dict[str, bytes]:
-    """Sample photos, name -> bytes: the default model's package's, then the app's own
-    (``assets/samples``, public domain / CC0, see its LICENSE.md)."""
+    """Sample photos, name -> bytes: the default model's package's (``bus.jpg``,
+    ``zidane.jpg``), then photos fetched into the ignored cache, when present
+    (:data:`CACHED_SAMPLES`). No photo is kept in the repository."""
     photos = {name: path.read_bytes() for name, path in sample_images().items()}
-    for path in sorted((ASSETS / "samples").glob("*.jpg")):
-        photos.setdefault(path.name, path.read_bytes())
+    for pattern in CACHED_SAMPLES:
+        for path in sorted(ROOT.glob(pattern)):
+            if len(photos) >= MAX_SAMPLES:
+                return photos
+            if path.is_file() and path.stat().st_size <= MAX_SAMPLE_BYTES:
+                photos.setdefault(path.name, path.read_bytes())
     return photos
 
 
@@ -289,40 +339,84 @@ def detect(
 
 #: A progress callback, ``progress(done, total)``, for slow (black-box) methods.
 Progress = Callable[[int, int], None]
+#: A method's options in the app, hashable (part of the cache keys): D-RISE's
+#: ``(("masks", N), ("seed", S))``, none for the others (see ``yolocam_app.methods``).
+MethodOptions = tuple[tuple[str, int], ...]
+#: Black-box methods (D-RISE: one forward pass per mask, seconds to minutes) running
+#: at once on the whole server: one, so that the other heavy slot stays free for the
+#: quick work of every other session.
+SLOW_SLOTS = 1
+_SLOW = threading.BoundedSemaphore(SLOW_SLOTS)
 
 
-def _explain_many(explainer: Explainer, image, targets, method, scales, layers, norm, progress):
+@contextlib.contextmanager
+def slow(what: str = "this") -> Iterator[None]:
+    """Hold the server's one slot for black-box work (then a heavy slot, :func:`heavy`).
+
+    Raises:
+        YolocamError: no slot within :data:`HEAVY_WAIT_S` seconds.
+    """
+    if not _SLOW.acquire(timeout=HEAVY_WAIT_S):
+        raise YolocamError(
+            f"another session is computing a slow (black-box) method and {what} could not "
+            f"start within {HEAVY_WAIT_S:.0f} s; try again in a minute, or use fewer masks"
+        )
+    try:
+        with heavy(what):
+            yield
+    finally:
+        _SLOW.release()
+
+
+def work_slot(method: str, what: str):
+    """The slot a computation of ``method`` holds: :func:`slow` for black-box methods,
+    else :func:`heavy`."""
+    return slow(what) if is_black_box(method) else heavy(what)
+
+
+def is_black_box(method: str) -> bool:
+    """Whether a method works from masked images (D-RISE: all targets share the masks,
+    so they are explained in one call, not in chunks, and every head at once)."""
+    from yolocam_core.cams import get_method
+
+    return bool(getattr(get_method(method), "black_box", False))
+
+
+def _explain_many(
+    explainer: Explainer, image, targets, method, options, scales, layers, norm, progress
+):
     """``explain_many`` in chunks of :data:`EXPLAIN_CHUNK`, each compacted at once.
 
-    ``progress`` is passed on when the library's ``explain_many`` takes it (slow
-    methods such as D-RISE report masks done of all masks).
+    ``progress`` reaches the library's ``explain_many`` (slow methods such as D-RISE
+    report masks done of all masks); ``options`` configure the method (D-RISE's masks
+    and seed).
     """
+    from yolocam_app.methods import instance
+
     fwd = explainer.forward(image)
-    kwargs = {}
-    if progress is not None and "progress" in inspect.signature(explainer.explain_many).parameters:
-        kwargs["progress"] = progress
     out: list[Explanation] = []
-    chunk = len(targets) if _shares_masks(method) else EXPLAIN_CHUNK
+    chunk = len(targets) if is_black_box(method) else EXPLAIN_CHUNK
     for start in range(0, len(targets), max(1, chunk)):
         part = explainer.explain_many(
             fwd,
             targets[start : start + chunk],
-            method=method,
+            method=instance(method, options),
             scales=list(scales),
             layer=dict(layers) or None,
             norm=norm,
-            **kwargs,
+            progress=progress,
         )
         out.extend(e.compact() for e in part)
     return out
 
 
-def _shares_masks(method: str) -> bool:
-    """Whether a method works from masked images (D-RISE: all targets share the masks,
-    so they are explained in one call, not in chunks)."""
-    from yolocam_core.cams import get_method
-
-    return bool(getattr(get_method(method), "black_box", False))
+def _only_scales(explanation: Explanation, scales: tuple[int, ...]) -> Explanation:
+    """``explanation`` with the maps of ``scales`` only (a compact one: its heatmaps,
+    and so their normalisation over the scales shown, are made afterwards)."""
+    if tuple(m.scale for m in explanation.maps) == tuple(scales):
+        return explanation
+    maps = {m.scale: m for m in explanation.maps}
+    return dataclasses.replace(explanation, maps=tuple(maps[s] for s in scales))
 
 
 @st.cache_data(max_entries=48, show_spinner=False)
@@ -340,15 +434,23 @@ def explain_compact(
     layers: tuple[tuple[int, str], ...] = (),
     batch: bool = True,
     _progress: Progress | None = None,
+    options: MethodOptions = (),
 ) -> Explanation:
     """One target's explanation, compact (grid maps only: a few kB per entry).
 
     With ``batch``, a detection among the first :data:`MAX_BATCH` comes from
     :func:`explain_detections`, which explains them all at once, so that switching
-    between them is instant.
+    between them is instant. A black-box method (D-RISE) always takes that path (its
+    masked forward passes serve every detection at once) and is computed at every
+    scale (its masks serve every head), so that another detection or scale is a cache
+    hit; it takes no expert layers.
     """
+    black_box = is_black_box(method)
+    every_scale = tuple(range(len(get_explainer(model_name).detector.heads)))
+    computed = every_scale if black_box else scales
+    layers = () if black_box else layers
     detections = detect(model_name, key, _image, score, iou, max_detections)
-    if batch and target.kind == "detection" and target.index < MAX_BATCH:
+    if (batch or black_box) and target.kind == "detection" and target.index < MAX_BATCH:
         every = explain_detections(
             model_name,
             key,
@@ -357,19 +459,21 @@ def explain_compact(
             iou,
             max_detections,
             method,
-            scales,
+            computed,
             norm,
             layers,
             _progress,
+            target.attribute,
+            options,
         )
-        return every[target.index]
+        return _only_scales(every[target.index], scales)
     explainer = get_explainer(model_name)
     built = target.build(detections)
-    with heavy("explaining"):
+    with work_slot(method, "explaining"):
         (result,) = _explain_many(
-            explainer, _image, [built], method, scales, layers, norm, _progress
+            explainer, _image, [built], method, options, computed, layers, norm, _progress
         )
-    return result
+    return _only_scales(result, scales)
 
 
 @st.cache_data(max_entries=6, show_spinner=False)
@@ -385,15 +489,20 @@ def explain_detections(
     norm: str,
     layers: tuple[tuple[int, str], ...] = (),
     _progress: Progress | None = None,
+    attribute: str = "score",
+    options: MethodOptions = (),
 ) -> list[Explanation]:
     """The first :data:`MAX_BATCH` detections explained from one forward pass, compact
-    (``st.cache_data`` copies its value on every hit: a few kB each)."""
+    (``st.cache_data`` copies its value on every hit: a few kB each; D-RISE's maps,
+    at a quarter of the network input's resolution, a few tens of kB)."""
     detections = detect(model_name, key, _image, score, iou, max_detections)
     count = min(len(detections), MAX_BATCH)
-    targets = [TargetSpec("detection", k).build(detections) for k in range(count)]
+    targets = [TargetSpec("detection", k, attribute).build(detections) for k in range(count)]
     explainer = get_explainer(model_name)  # outside the slot: loading takes its own
-    with heavy("explaining the detections"):
-        return _explain_many(explainer, _image, targets, method, scales, layers, norm, _progress)
+    with work_slot(method, "explaining the detections"):
+        return _explain_many(
+            explainer, _image, targets, method, options, scales, layers, norm, _progress
+        )
 
 
 def explain(
@@ -410,6 +519,7 @@ def explain(
     layers: tuple[tuple[int, str], ...] = (),
     batch: bool = True,
     progress: Progress | None = None,
+    options: MethodOptions = (),
 ) -> Explanation:
     """One target's explanation with its full-size heatmaps (rebuilt from the cached
     compact one: a millisecond or two)."""
@@ -427,5 +537,6 @@ def explain(
         tuple(layers),
         batch,
         progress,
+        tuple(options),
     )
     return get_explainer(model_name).with_heatmaps(compact)

@@ -13,7 +13,6 @@ import streamlit as st
 
 from yolocam_app import resources
 from yolocam_app.state import choice
-from yolocam_core.cams import get_method, method_names
 from yolocam_core.detector import DEFAULT_MAX_DETECTIONS
 from yolocam_core.errors import YolocamError
 from yolocam_core.models import DEFAULT_MODEL, ZOO
@@ -68,7 +67,6 @@ class Settings:
     image_bytes: bytes | None  # None: an upload was asked for but none given yet
     score: float
     iou: float
-    method: str
     colormap: str
     opacity: float
     norm: str
@@ -140,30 +138,6 @@ def _check_model(bar) -> None:
         bar.error(f"{exc}. Using {DEFAULT_MODEL} meanwhile.")
 
 
-def method_label(name: str) -> str:
-    """A method's menu label, e.g. ``"Grad-CAM"``; marked when it ignores the target
-    (``answers == "target-independent"``) or is slow (black-box)."""
-    method = get_method(name)
-    label = method.title
-    if getattr(method, "target_independent", False):
-        label += " (ignores the target)"
-    elif getattr(method, "black_box", False):
-        label += " (slow)"
-    return label
-
-
-def method_help() -> str:
-    """One line per method: what it answers (its registry metadata, when present)."""
-    lines = []
-    for name in method_names():
-        method = get_method(name)
-        note = getattr(method, "note", "") or ""
-        answers = getattr(method, "answers", "")
-        what = f" — answers: {answers}" if answers else ""
-        lines.append(f"- **{method.title}** (`{name}`){what}. {note}".rstrip())
-    return "\n".join(lines)
-
-
 def sidebar_ui() -> Settings:
     """Draw the shared sidebar (navigation included) and return its values."""
     bar = st.sidebar
@@ -220,15 +194,6 @@ def sidebar_ui() -> Settings:
         "detectors do, default 300). A model that finds more says so above the photo.",
     )
     bar.subheader("Explanation")
-    method = choice(
-        bar.selectbox,
-        "CAM method",
-        method_names(),
-        key="method",
-        default="gradcam",
-        format_func=method_label,
-        help=method_help(),
-    )
     norm = choice(
         bar.radio,
         "Normalisation",
@@ -247,7 +212,6 @@ def sidebar_ui() -> Settings:
         data,
         score,
         iou,
-        method,
         colormap,
         opacity,
         norm,
@@ -367,18 +331,20 @@ def _load_your_model(kind: str, files: dict, classes: str, names_file) -> None:
             classes_value = classes
         state = st.session_state
         size = state.get("byo_size", "model")
-        request = resources.UploadRequest(
-            kind=kind,
-            file_names=tuple((role, upload.name) for role, upload in files.items()),
-            classes=classes_value,
-            anchors=str(state.get("byo_anchors", "")).strip(),
-            anchor_masks=str(state.get("byo_masks", "")).strip() if kind == "keras" else "",
-            input_size=None if size == "model" else int(size),
-            letterbox=LETTERBOX_VALUES[state.get("byo_letterbox", "model")],
-        )
-        blobs = {role: upload.getvalue() for role, upload in files.items()}
-        digest = resources.upload_digest(request, blobs)
-        explainer = resources.uploaded_explainer(digest, request, blobs)
+        options = {
+            "classes": None if classes_value == "auto" else classes_value,
+            "anchors": str(state.get("byo_anchors", "")).strip() or None,
+            "anchor_masks": (str(state.get("byo_masks", "")).strip() or None)
+            if kind == "keras"
+            else None,
+            "input_size": None if size == "model" else int(size),
+            "letterbox": LETTERBOX_VALUES[state.get("byo_letterbox", "model")],
+        }
+        uploads = {role: (upload.name, upload.getvalue()) for role, upload in files.items()}
+        digest = resources.upload_digest(uploads, options)
+        spec = resources.upload_spec(digest, uploads, **options)
+        blobs = {role: data for role, (_, data) in uploads.items()}
+        explainer = resources.uploaded_explainer(digest, spec, blobs)
     except YolocamError as exc:
         st.error(f"Cannot use this model: {exc}")
         return

@@ -48,6 +48,15 @@ def _adopt(key: str, wkey: str) -> None:
     st.session_state[key] = st.session_state[wkey]
 
 
+def _adopt_or_forget(key: str, wkey: str, default: Any) -> None:
+    """A user changed the widget: its value becomes the choice, unless it is the
+    default, which is then followed again (the choice is forgotten)."""
+    if st.session_state[wkey] == default:
+        st.session_state.pop(key, None)
+    else:
+        st.session_state[key] = st.session_state[wkey]
+
+
 def choice(
     draw: Callable[..., Any],
     label: str,
@@ -58,6 +67,7 @@ def choice(
     fallback: Callable[[Sequence[Any]], Any] | None = None,
     format_func: Callable[[Any], str] = str,
     multi: bool = False,
+    follow_default: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Draw a radio / selectbox / multiselect whose value always matches the page.
@@ -73,6 +83,9 @@ def choice(
             default: the first option (for ``multi``: ``default`` filtered).
         format_func: option -> label.
         multi: a multiselect (the value is a list).
+        follow_default: a user's choice equal to ``default`` is forgotten, so that
+            the value keeps following ``default`` when it changes (e.g. the method:
+            the target kind's default until the user picks another one).
         **kwargs: passed to ``draw`` (help, horizontal, label_visibility, ...).
 
     Returns:
@@ -97,12 +110,35 @@ def choice(
         value = options[0] if options else None
     if st.session_state.get(wkey, _MISSING) != value:
         st.session_state[wkey] = value
+    if follow_default and default is not _MISSING:
+        adopt, args = _adopt_or_forget, (key, wkey, default)
+    else:
+        adopt, args = _adopt, (key, wkey)
     return draw(
         label,
         options,
         key=wkey,
         format_func=format_func,
-        on_change=_adopt,
-        args=(key, wkey),
+        on_change=adopt,
+        args=args,
         **kwargs,
     )
+
+
+def kept(draw: Callable[..., Any], label: str, *, key: str, default: Any, **kwargs: Any) -> Any:
+    """A widget without options (a number input, a toggle) whose value is remembered
+    under ``key`` even on runs that do not draw it (e.g. D-RISE's settings, drawn only
+    while D-RISE is chosen), and always shown as the value the page uses.
+
+    Args:
+        draw: e.g. ``st.number_input`` or ``st.toggle``.
+        label: the widget's label.
+        key: where the value is remembered.
+        default: the value before any is chosen.
+        **kwargs: passed to ``draw`` (min_value, max_value, step, help, ...).
+    """
+    wkey = f"{key}@kept"
+    value = st.session_state.get(key, default)
+    if st.session_state.get(wkey, _MISSING) != value:
+        st.session_state[wkey] = value
+    return draw(label, key=wkey, on_change=_adopt, args=(key, wkey), **kwargs)

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from yolocam_app import resources
+from yolocam_app import methods, resources
 from yolocam_app.sidebar import Settings
-from yolocam_app.state import choice, prefer, remembered
+from yolocam_app.state import choice, kept, prefer, remembered
 from yolocam_core import render
 from yolocam_core.errors import YolocamError
 from yolocam_core.explainer import Explanation
-from yolocam_core.targets import TargetSpec
+from yolocam_core.targets import ATTRIBUTE_TITLES, ATTRIBUTES, TargetSpec
 
 #: Images drawn in the page (overlays, the photo) have at most this many pixels a side.
 VIEW_MAX_SIDE = 720
@@ -59,7 +59,10 @@ class Context:
         progress=None,
         full_size: bool = False,
     ) -> Explanation:
-        """The explanation, heatmaps at the page's view size (or the image's size)."""
+        """The explanation, heatmaps at the page's view size (or the image's size).
+
+        A black-box method (D-RISE) is computed with the remembered D-RISE settings
+        (:func:`yolocam_app.methods.options_for`) and reports ``progress``."""
         s = self.settings
         compact = resources.explain_compact(
             s.model_name,
@@ -75,6 +78,7 @@ class Context:
             self.layers(tuple(scales)),
             batch,
             progress,
+            methods.options_for(method),
         )
         if not full_size and self.view_scale < 1:
             box = compact.box_xyxy
@@ -102,49 +106,61 @@ def _view_copy(key: str, _image: np.ndarray) -> tuple[np.ndarray, float]:
     return small, small.shape[1] / w
 
 
-def is_slow(method: str) -> bool:
-    """Whether a method works from masked images (D-RISE): seconds, not milliseconds."""
-    from yolocam_core.cams import get_method
+def with_progress(work, describe) -> object:
+    """``work(progress)`` on a worker thread while this (the script's) thread draws a
+    progress bar from what it reports, ``progress(done, total)``; its result, or its
+    exception re-raised here.
 
-    return bool(getattr(get_method(method), "black_box", False))
+    Streamlit calls stay on the script's thread and out of cached functions (whose
+    element calls ``st.cache_data`` would replay). ``describe(done, total)`` is the
+    bar's text.
+    """
+    from streamlit.runtime.scriptrunner import add_script_run_ctx
+
+    state = {"done": 0, "total": 0}
+
+    def progress(done: int, total: int) -> None:
+        state["done"], state["total"] = done, total
+
+    def run() -> None:
+        try:
+            state["value"] = work(progress)
+        except BaseException as exc:  # re-raised on the script's thread
+            state["error"] = exc
+
+    worker = add_script_run_ctx(threading.Thread(target=run, daemon=True))
+    worker.start()
+    bar = st.progress(0.0, text=describe(0, 0))
+    while worker.is_alive():
+        worker.join(0.25)
+        done, total = state["done"], state["total"]
+        bar.progress(min(1.0, done / total) if total else 0.0, text=describe(done, total))
+    bar.empty()
+    if "error" in state:
+        raise state["error"]
+    return state["value"]
+
+
+def masks_text(title: str, done: int, total: int, what: str = "") -> str:
+    """A black-box method's progress, e.g. ``"D-RISE: 120 of 500 masks"``."""
+    where = f" ({what})" if what else ""
+    if not total:
+        return f"{title}{where}: starting (it waits for other heavy work to finish)…"
+    return f"{title}{where}: {done:,} of {total:,} masks"
 
 
 def explain_shown(
     ctx: Context, target: TargetSpec, method: str, scales: tuple[int, ...], batch: bool = True
 ) -> Explanation:
-    """:meth:`Context.explain`, with a progress bar for a slow method.
-
-    A slow method is computed on a worker thread that reports ``progress(done,
-    total)`` (e.g. masks done of all masks), while this (the script's) thread draws
-    the bar: Streamlit calls stay on the script's thread and out of the cached
-    function (whose element calls ``st.cache_data`` would replay).
-    """
-    if not is_slow(method):
+    """:meth:`Context.explain`, with a progress bar for a black-box method (D-RISE:
+    masks done of all masks, from ``explain_many(progress=)``)."""
+    if not methods.is_black_box(method):
         return ctx.explain(target, method, scales, batch)
-    from streamlit.runtime.scriptrunner import add_script_run_ctx
-
-    state = {"done": 0, "total": 1}
-
-    def progress(done: int, total: int) -> None:
-        state["done"], state["total"] = done, total
-
-    def work() -> None:
-        try:
-            state["value"] = ctx.explain(target, method, scales, batch, progress=progress)
-        except BaseException as exc:  # re-raised on the script's thread
-            state["error"] = exc
-
-    worker = add_script_run_ctx(threading.Thread(target=work, daemon=True))
-    worker.start()
-    bar = st.progress(0.0, text=f"{method}: computing…")
-    while worker.is_alive():
-        worker.join(0.25)
-        done, total = state["done"], max(1, state["total"])
-        bar.progress(min(1.0, done / total), text=f"{method}: {done} of {total}")
-    bar.empty()
-    if "error" in state:
-        raise state["error"]
-    return state["value"]
+    title = methods.title(method)
+    return with_progress(
+        lambda progress: ctx.explain(target, method, scales, batch, progress=progress),
+        lambda done, total: masks_text(title, done, total),
+    )
 
 
 def chosen_layers(model_name: str, scales: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
@@ -209,14 +225,20 @@ def image_warning(size: tuple[int, int], detector) -> str | None:
 
 
 TARGET_KINDS = ("One detection", "A class", "Whole head output (article)")
+#: TargetSpec kind of each choice of :data:`TARGET_KINDS`.
+SPEC_KINDS = dict(zip(TARGET_KINDS, ("detection", "class", "seed"), strict=True))
 
 
-def target_ui(ctx: Context, part: str = "both", kind: str | None = None) -> TargetSpec | str:
+def target_ui(
+    ctx: Context, part: str = "both", kind: str | None = None, attribute: bool = False
+) -> TargetSpec | str:
     """Choose one detection, one class, or the article's whole-output mode.
 
     The choice is shared by every page (the detection per image and model).
     ``part="kind"`` draws only the kind (and returns it), ``part="choice"`` only the
-    detection or class for a given ``kind``; the default draws both.
+    detection or class for a given ``kind``; the default draws both. With
+    ``attribute``, a detection target also gets the part of the prediction explained
+    (:func:`attribute_ui`).
     """
     if part in ("both", "kind"):
         kinds = list(TARGET_KINDS if ctx.detections else TARGET_KINDS[1:])
@@ -232,7 +254,7 @@ def target_ui(ctx: Context, part: str = "both", kind: str | None = None) -> Targ
             format_func=ctx.label,
             help="Or click a box's dot on the photo, or a row of the table.",
         )
-        return TargetSpec("detection", int(k))
+        return TargetSpec("detection", int(k), attribute_ui() if attribute else "score")
     if kind == "A class":
         names = ctx.detector.class_names
         detected = list(dict.fromkeys(d.class_id for d in ctx.detections))
@@ -250,6 +272,83 @@ def target_ui(ctx: Context, part: str = "both", kind: str | None = None) -> Targ
         return TargetSpec("class", int(c))
     st.caption("The article's choice: the sum of the whole raw output of each head.")
     return TargetSpec("seed")
+
+
+def attribute_ui() -> str:
+    """Which part of the detection's prediction is explained (``targets.ATTRIBUTES``:
+    its class score, its objectness, or one coordinate of its box)."""
+    return choice(
+        st.selectbox,
+        "Part of the prediction",
+        list(ATTRIBUTES),
+        key="target_attribute",
+        default="score",
+        format_func=lambda a: ATTRIBUTE_TITLES.get(a, a),
+        help="What the map explains: the detection's class score (objectness × class "
+        "probability, the default), its objectness alone (is there an object, whatever "
+        "its class), or one coordinate of its decoded box (centre x, y, width, height: "
+        "a value in pixels, not a strength).",
+    )
+
+
+def method_ui(ctx: Context, target: TargetSpec, key: str = "method") -> str:
+    """The method for ``target``: only those that can explain it are offered (the
+    others are named under the menu, with the library's reason and what to use
+    instead); by default the target kind's (one detection: ODAM, a class: Grad-CAM,
+    the whole head output: the article's), until the user picks another. D-RISE's
+    settings are drawn under it while it is chosen (:func:`drise_ui`)."""
+    offered, refused = methods.offered(target.build(ctx.detections))
+    default = methods.kind_default(target.kind)
+    name = choice(
+        st.selectbox,
+        "Method",
+        offered,
+        key=key,
+        default=default,
+        fallback=lambda options: default if default in options else options[0],
+        follow_default=True,
+        format_func=methods.method_label,
+        help="What each method's map answers. The default follows the target: ODAM for "
+        "one detection, Grad-CAM for a class, the article's for the whole head output.\n\n"
+        + methods.method_help(offered),
+    )
+    refused_ui(refused)
+    if methods.is_black_box(name):
+        drise_ui()
+    return name
+
+
+def refused_ui(refused: dict[str, str]) -> None:
+    """A caption naming the methods not offered for this target, and why."""
+    if refused:
+        st.caption("Not offered for this target:  \n" + "  \n".join(methods.refusal_lines(refused)))
+
+
+def drise_ui() -> tuple[tuple[str, int], ...]:
+    """D-RISE's mask count and seed (remembered for every page; part of the cache key).
+    Returns the options as :func:`yolocam_app.methods.drise_options` reads them."""
+    choice(
+        st.select_slider,
+        "D-RISE masks",
+        list(methods.DRISE_MASKS),
+        key=methods.DRISE_MASKS_KEY,
+        default=methods.DRISE_DEFAULT_MASKS,
+        fallback=lambda options: methods.drise_options()[0][1],
+        format_func=lambda n: f"{n:,}",
+        help="One forward pass of the model per mask (the paper used 5,000; more masks, "
+        "smoother maps). Every detection of the photo is explained from the same masks.",
+    )
+    kept(
+        st.number_input,
+        "D-RISE seed",
+        key=methods.DRISE_SEED_KEY,
+        default=methods.DRISE_DEFAULT_SEED,
+        min_value=0,
+        max_value=2**31 - 1,
+        step=1,
+        help="The random masks are drawn from this seed: the same seed, the same maps.",
+    )
+    return methods.drise_options()
 
 
 def choose_detection(ctx: Context, k: int) -> None:
@@ -285,8 +384,9 @@ def scales_ui(ctx: Context) -> tuple[int, ...]:
     return (int(one),)
 
 
-def explanation_heading(explanation: Explanation) -> None:
-    """``"<method> · <target>"`` and, under it, what "score" means and the normalisation."""
+def explanation_heading(explanation: Explanation, about_method: bool = True) -> None:
+    """``"<method> · <target>"`` and, under it, what "score" means, the normalisation
+    and (``about_method``) what the method's maps are (:func:`method_caption`)."""
     st.subheader(f"{explanation.method} · {explanation.target}")
     note = explanation.score_note or ""
     st.caption(
@@ -298,6 +398,38 @@ def explanation_heading(explanation: Explanation) -> None:
             else ""
         )
     )
+    about = method_caption(explanation) if about_method else ""
+    if about:
+        st.caption(about)
+
+
+def method_caption(explanation: Explanation) -> str:
+    """What a method's maps are, when it matters for reading them: a target-independent
+    method's warning, a black-box method's inputs (e.g. ``"input (500 masks 16×16
+    p=0.5 seed 0)"``)."""
+    name = explanation.method
+    if methods.is_target_independent(name):
+        return (
+            f":orange[**{methods.title(name)} ignores the target**]: the same map for every "
+            "box, class and score; it shows what the layer responds to, not why this "
+            "target was predicted."
+        )
+    if methods.is_black_box(name) and explanation.maps:
+        return (
+            f"{methods.title(name)} maps from {explanation.maps[0].layer}: one per head "
+            "(which image regions keep that head finding the detection), at a quarter of "
+            "the network input's resolution."
+        )
+    return ""
+
+
+def map_caption(explanation: Explanation, scale_map, label: bool = True) -> str:
+    """A scale's caption (:func:`yolocam_core.render.scale_caption`), marked when the
+    method ignores the target."""
+    caption = render.scale_caption(scale_map, explanation.own_scale, label=label)
+    if methods.is_target_independent(explanation.method):
+        caption += " · ignores the target"
+    return caption
 
 
 def display_width(image: np.ndarray, max_height: int = 480) -> int | str:
@@ -318,7 +450,7 @@ def overlays_ui(ctx: Context, explanation: Explanation, columns=None, legend=Non
     for column, panel, m in zip(columns, panels, explanation.maps, strict=True):
         column.image(
             panel,
-            caption=render.scale_caption(m, explanation.own_scale),
+            caption=map_caption(explanation, m),
             width=width,
             output_format="JPEG",
         )

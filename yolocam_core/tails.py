@@ -329,13 +329,20 @@ def spatial_layers_before_head(model: keras.Model, head_output: str) -> list[str
         "conv_27_leaky"]``: ``conv_28`` is a 3×3 convolution, so ``conv_27_leaky``
         (the neck output the head reads) is the last entry.
 
+        A layer with several inputs (a concatenation, an addition) met before any
+        spatial layer ends the chain instead: it is where the neck's branches meet,
+        and all the head reads (a head of 1×1 layers over it sees one location).
+
     Raises:
-        YolocamError: a layer on the way has several inputs before any spatial layer.
+        YolocamError: a layer on the way has no input (the head is not fed by the
+            model's input).
     """
     layer = model.get_layer(head_output)
     chain = [layer.name]
     while True:
         parents = parent_layers(layer)
+        if len(parents) > 1 and len(chain) > 1:
+            return chain
         if len(parents) != 1:
             raise YolocamError(
                 f"layer {layer.name!r} before head {head_output!r} has {len(parents)} inputs; "

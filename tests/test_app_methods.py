@@ -1,0 +1,91 @@
+"""The app's method menus: what each target is offered, the default per target kind,
+refusals named with the library's reason, the attribute, and D-RISE with its options
+and progress (headless, streamlit.testing.v1.AppTest, the real default model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from app_helpers import heading, overlay_captions, widget
+from streamlit.testing.v1 import AppTest
+
+from yolocam_app import methods
+from yolocam_core.cams import method_names
+from yolocam_core.targets import ClassTarget, SeedTarget
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_offered_and_refused_follow_the_library():
+    """Pure logic (no Streamlit): the seed target refuses the ReLU-ed gradient
+    methods, a class target refuses the instance-only ones, with the library's text."""
+    offered, refused = methods.offered(SeedTarget())
+    assert "seed" in offered and "gradcam" in refused and "gradcam" not in offered
+    assert "use method seed" in refused["gradcam"]
+    assert set(offered) | set(refused) == set(method_names(black_box=True))
+    lines = methods.refusal_lines(refused)
+    assert any("Grad-CAM" in line for line in lines)
+    offered_class, _ = methods.offered(ClassTarget(0))
+    assert "gradcam" in offered_class
+    assert methods.kind_default("detection") == "odam"
+    assert methods.kind_default("class") == "gradcam"
+    assert methods.kind_default("seed") == "seed"
+    assert methods.method_label("odam").startswith("ODAM — this one detection")
+    assert "black box" in methods.method_label("drise")
+
+
+def test_menu_offers_only_what_explains_the_target_and_the_default_follows_the_kind(app):
+    method = widget(app, "selectbox", "method")
+    assert method.value == "odam" and heading(app).startswith("odam · person")
+    assert "drise" in method.options or any("D-RISE" in o for o in method.options)
+    widget(app, "radio", "target_kind").set_value("Whole head output (article)").run()
+    method = widget(app, "selectbox", "method")
+    assert method.value == "seed" and heading(app).startswith("seed · whole head output")
+    labels = " ".join(method.options)
+    assert "Grad-CAM —" not in labels  # refused for this target: not in the menu ...
+    refused = [c.value for c in app.caption if c.value.startswith("Not offered for this target")]
+    assert refused and "Grad-CAM" in refused[0] and "seed" in refused[0]  # ... but named
+    widget(app, "radio", "target_kind").set_value("A class").run()
+    assert widget(app, "selectbox", "method").value == "gradcam"
+    assert heading(app).startswith("gradcam · class ")
+    # A user's choice is kept across target kinds that offer it ...
+    widget(app, "selectbox", "method").set_value("layercam").run()
+    widget(app, "radio", "target_kind").set_value("One detection").run()
+    assert heading(app).startswith("layercam · ")
+    # ... and picking the default again follows the kind's default from then on.
+    widget(app, "selectbox", "method").set_value("odam").run()
+    widget(app, "radio", "target_kind").set_value("A class").run()
+    assert heading(app).startswith("gradcam · class ")
+    assert not app.exception and not app.error
+
+
+def test_attribute_changes_what_is_explained(app):
+    widget(app, "selectbox", "target_attribute").set_value("objectness").run()
+    assert heading(app).startswith("odam · person") and "objectness" in heading(app)
+    notes = " ".join(c.value for c in app.caption)
+    assert "objectness" in notes
+    widget(app, "selectbox", "target_attribute").set_value("score").run()
+    assert "objectness" not in heading(app)
+    assert not app.exception and not app.error
+
+
+def test_drise_on_explore_with_its_options(app):
+    widget(app, "selectbox", "method").set_value("drise").run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    masks = widget(app, "select_slider", methods.DRISE_MASKS_KEY)
+    assert masks.value == methods.DRISE_DEFAULT_MASKS
+    masks.set_value(100).run()
+    assert not app.exception and not app.error
+    assert heading(app).startswith("drise · person")
+    assert len(overlay_captions(app)) == 2  # a map per head, from the same masks
+    assert any("D-RISE maps from" in c.value for c in app.caption)
+    assert app.session_state[methods.DRISE_MASKS_KEY] == 100
