@@ -382,3 +382,44 @@ def test_rows_are_complete_and_in_range(proof):
         for value in (r.deletion_auc, r.insertion_auc, r.random_deletion_auc):
             assert 0.0 <= value <= 1.0
         assert r.score >= CONFIDENT
+
+
+@pytest.mark.slow
+def test_instance_support_and_drise_agreement_columns(explainer, sample_rgb):
+    """Each row's instance hit, support and D-RISE agreement equal the metrics computed
+    directly from the method's and D-RISE's maps of the same detection."""
+    from yolocam_core.cams import DRise
+    from yolocam_core.evaluate import ScoringSettings, evaluate_image, summarize
+    from yolocam_core.metrics import agreement, instance_hit, same_class_others
+    from yolocam_core.targets import DetectionTarget
+
+    fwd = explainer.forward(sample_rgb["bus.jpg"])
+    detections = [d for d in explainer.detect(fwd) if d.score >= CONFIDENT]
+    assert sum(d.class_name == "person" for d in detections) >= 2  # several instances
+    targets = [DetectionTarget(d) for d in detections]
+    reference = explainer.explain_many(fwd, targets, DRise(masks=200, seed=0))
+    result = evaluate_image(
+        explainer,
+        fwd,
+        ["gradcam", "odam"],
+        [0],
+        detections=detections,
+        settings=ScoringSettings(steps=4, seeds=(0,)),
+        reference=reference,
+    )
+    for method in ("gradcam", "odam"):
+        maps = explainer.explain_many(fwd, targets, method, [0], norm="per-map")
+        rows = [r for r in result.rows if r.method == method]
+        for r, e in zip(rows, maps, strict=True):
+            grid, heat = e.maps[0].grid_map, e.maps[0].heatmap
+            others = same_class_others(detections, r.detection)
+            assert r.instance_hit == instance_hit(heat, detections[r.detection].box_xyxy, others)
+            assert r.support == pytest.approx(float((grid > 0).mean()))
+            expected = agreement(grid, reference[r.detection].by_scale(0).grid_map)
+            assert r.drise_spearman == pytest.approx(expected)
+    by = {(s["method"], s["scale"]): s for s in summarize(result.rows)}
+    assert 0.0 <= by[("odam", 0)]["instance_hit"] <= 1.0
+    assert by[("odam", 0)]["drise_spearman"] is not None
+    with pytest.raises(ValueError, match="reference has"):
+        evaluate_image(explainer, fwd, ["gradcam"], [0], detections=detections,
+                       reference=reference[:1])  # fmt: skip

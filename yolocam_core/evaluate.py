@@ -29,11 +29,15 @@ from yolocam_core.metrics import (
     DEFAULT_STEPS,
     Curves,
     PerturbationCurves,
+    agreement,
     energy_pointing_game,
+    instance_hit,
     pointing_game,
     random_baseline,
     random_heatmap,
     rank_correlation,
+    same_class_others,
+    support_fraction,
 )
 
 if TYPE_CHECKING:  # TensorFlow is imported lazily
@@ -67,6 +71,11 @@ class MetricRow:
         random_insertion_auc: the same for a random map at this scale's grid.
         sanity_spearman: Spearman ρ of the map with the randomised model's map (near
             0 = passes the sanity check), or None when not computed.
+        instance_hit: the map's peak is inside the box and outside every other
+            detected box of its class (:func:`~yolocam_core.metrics.instance_hit`).
+        support: share of the raw map's cells above zero.
+        drise_spearman: Spearman ρ with D-RISE's map of the same detection and head
+            (:func:`~yolocam_core.metrics.agreement`), or None when not computed.
     """
 
     image: str
@@ -84,6 +93,9 @@ class MetricRow:
     random_deletion_auc: float
     random_insertion_auc: float
     sanity_spearman: float | None = None
+    instance_hit: bool | None = None
+    support: float | None = None
+    drise_spearman: float | None = None
 
     @property
     def own_scale(self) -> bool:
@@ -289,8 +301,9 @@ def evaluate_image(
     name: str = "",
     settings: ScoringSettings = ScoringSettings(),
     layer: str | Mapping[int, str] | None = None,
-    random_explainer: Explainer | None = None,
+    random_explainer: Explainer | Mapping[str, Explainer] | None = None,
     baseline: Mapping[int, Curves] | None = None,
+    reference: Sequence[Explanation] | None = None,
 ) -> ImageEvaluation:
     """All metrics for every detection of one image, every method and scale.
 
@@ -307,11 +320,16 @@ def evaluate_image(
         name: shown in the rows (default: the path, or ``"image"``).
         settings: deletion/insertion steps, fill, random-map seeds, batch size.
         layer: another layer per scale (see :meth:`Explainer.explain_many`).
-        random_explainer: from :func:`yolocam_core.metrics.randomised_explainer`; None
-            skips the sanity check (``sanity_spearman`` None).
+        random_explainer: from :func:`yolocam_core.metrics.randomised_explainer`, one
+            for all methods or one per method name (a cascade is bounded by each
+            method's layers); None, or a method missing from the mapping, skips the
+            sanity check (``sanity_spearman`` None).
         baseline: random-map curves per scale from an earlier call with the same
             detections and settings (``ImageEvaluation.random``), so that evaluating
             more methods later does not recompute them.
+        reference: D-RISE's explanations of ``detections`` (one per detection, every
+            scale in ``scales``; :meth:`Explainer.explain_many` with a
+            :class:`~yolocam_core.cams.DRise`), for ``drise_spearman``; None skips it.
 
     Returns:
         An :class:`ImageEvaluation` (no rows when there is no detection).
@@ -329,9 +347,18 @@ def evaluate_image(
     random = _baseline(scorer, scales, baseline)
     rows: list[MetricRow] = []
     curves: dict[tuple[str, int], Curves] = {}
+    if reference is not None and len(reference) != len(detections):
+        raise ValueError(
+            f"reference has {len(reference)} explanations for {len(detections)} detections"
+        )
     for method in methods:
+        randomised = (
+            random_explainer.get(method)
+            if isinstance(random_explainer, Mapping)
+            else random_explainer
+        )
         method_rows, method_curves = _evaluate_method(
-            explainer, scorer, method, scales, name, layer, random, random_explainer
+            explainer, scorer, method, scales, name, layer, random, randomised, reference
         )
         rows.extend(method_rows)
         curves.update(method_curves)
@@ -366,6 +393,7 @@ def _evaluate_method(
     layer: str | Mapping[int, str] | None,
     random: Mapping[int, Curves],
     random_explainer: Explainer | None,
+    reference: Sequence[Explanation] | None = None,
 ) -> tuple[list[MetricRow], dict[tuple[str, int], Curves]]:
     """The rows and own-map curves of one method: every detection × scale."""
     from yolocam_core.targets import DetectionTarget
@@ -382,6 +410,11 @@ def _evaluate_method(
         curves[(method, s)] = scorer.own_curves(s, heatmaps)
         for d, (det, heatmap) in enumerate(zip(scorer.detections, heatmaps, strict=True)):
             scores = scorer.score(s, heatmap, d)
+            grid_map = explained[d].maps[j].grid_map
+            others = same_class_others(scorer.detections, d)
+            drise = None
+            if reference is not None:
+                drise = float(agreement(grid_map, reference[d].by_scale(s).grid_map))
             rows.append(
                 MetricRow(
                     image=name,
@@ -396,6 +429,9 @@ def _evaluate_method(
                     random_deletion_auc=float(random[s].deletion_auc[d]),
                     random_insertion_auc=float(random[s].insertion_auc[d]),
                     sanity_spearman=None if sanity is None else float(sanity[d][j]),
+                    instance_hit=bool(instance_hit(heatmap, det.box_xyxy, others)),
+                    support=support_fraction(grid_map),
+                    drise_spearman=drise,
                 )
             )
     return rows, curves
@@ -453,6 +489,9 @@ SUMMARY_METRICS = (
     "insertion_auc",
     "random_insertion_auc",
     "sanity_spearman",
+    "instance_hit",
+    "support",
+    "drise_spearman",
 )
 
 
