@@ -6,20 +6,27 @@ import argparse
 import json
 
 from yolocam_core.cli.options import (
+    AUTO,
     EXIT_OK,
+    add_drise_options,
     add_map_options,
+    add_method_option,
     add_model_options,
+    add_target_options,
+    cam_method,
+    check_drise_options,
     check_target,
+    drise_progress,
     model_spec_from_args,
+    note_detections,
     parse_scales,
+    resolve_method,
 )
 from yolocam_core.errors import YolocamError, for_option
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Add ``explain`` to the subcommands."""
-    from yolocam_core.cams import method_names
-
     parser = sub.add_parser(
         "explain",
         help="explain a detection, a class or the whole head at every scale",
@@ -29,13 +36,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     parser.add_argument("image", metavar="IMAGE")
     add_model_options(parser)
-    parser.add_argument(
-        "--target",
-        default="detection:0",
-        help="detection:K (K-th detection of `yolocam detect`), class:NAME, or seed "
-        "(the article's whole head output); default detection:0",
-    )
-    parser.add_argument("--method", default="gradcam", choices=method_names())
+    add_target_options(parser)
+    add_method_option(parser)
+    add_drise_options(parser)
     add_map_options(parser)
     parser.add_argument("--out", default="yolocam-out", help="output folder (default yolocam-out)")
     parser.add_argument("--json", action="store_true", help="print what was written as JSON")
@@ -55,31 +58,36 @@ def run(args: argparse.Namespace) -> int:
         save_explanation,
         target_stem,
     )
-    from yolocam_core.targets import TargetSpec
 
     # Everything that can be known before the model is loaded.
     scales = parse_scales(args.scales)
     check_target(args.target)
+    check_drise_options(args, [args.method])  # auto is never drise
     out = ensure_output_folder(args.out)
     image = load_image(args.image)
     spec = model_spec_from_args(args)
 
     detector = spec.load()
     detector.check_scales(scales, "--scales")
-    try:
-        target_spec = TargetSpec.parse(args.target, detector.class_names)
-    except YolocamError as exc:
-        raise for_option(exc, "--target") from None
+    target_spec, method = resolve_target(args, detector.class_names)
     explainer = Explainer(detector)
     fwd = explainer.forward(image)
-    detections = explainer.detect(fwd, args.score, args.iou)
+    detections = explainer.detect(fwd, args.score, args.iou, args.max_detections)
+    note_detections(shown(args.image), detections)
     try:
         target = target_spec.build(detections)
     except YolocamError as exc:
         raise for_option(exc, "--target") from None
-    result = explainer.explain(
-        fwd, target, args.method, None if scales is None else list(scales), norm=args.norm
-    )
+    cam = cam_method(method, args)
+    with drise_progress(cam) as progress:
+        result = explainer.explain(
+            fwd,
+            target,
+            cam,
+            None if scales is None else list(scales),
+            norm=args.norm,
+            progress=progress,
+        )
 
     if target_spec.kind == "detection":
         class_name = detections[target_spec.index].class_name
@@ -88,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         class_name = ""
     stem = target_stem(target_spec.kind, target_spec.index, class_name)
-    prefix = explanation_prefix(stem, args.method, image_tag(args.image))
+    if target_spec.attribute != "score":
+        stem += f"-{target_spec.attribute}"
+    prefix = explanation_prefix(stem, method, image_tag(args.image))
     name = shown(args.image)
     try:
         saved = save_explanation(
@@ -106,8 +116,32 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     else:
-        print(f"{name}: {args.method} · {result.target}")
+        how = " (auto: the default for a " + target_spec.kind + " target)"
+        print(f"{name}: {method}{how if args.method == AUTO else ''} · {result.target}")
         for item in record["scales"]:
             print(f"  {item['label']:<20} score {item['score']:.4g}  {item['overlay']}")
         print(f"  sheet: {record['sheet']}")
     return EXIT_OK
+
+
+def resolve_target(args: argparse.Namespace, class_names) -> tuple:
+    """The ``--target``/``--attribute`` spec and the method (``auto`` resolved), checked
+    together: a refused method/target pair is one line (the library's reason).
+
+    Returns:
+        (:class:`~yolocam_core.targets.TargetSpec`, method name).
+
+    Raises:
+        YolocamError: a bad target or attribute, or a method that cannot explain it.
+    """
+    from yolocam_core.cams import get_method
+    from yolocam_core.targets import TargetSpec
+
+    try:
+        target_spec = TargetSpec.parse(args.target, class_names, args.attribute)
+    except YolocamError as exc:
+        raise for_option(exc, "--target") from None
+    method = resolve_method(args.method, [target_spec.kind])
+    if target_spec.kind != "detection":  # known before detecting: refuse early
+        get_method(method).check_target(target_spec.build(()))
+    return target_spec, method
