@@ -152,7 +152,7 @@ def parse_methods(values: str | Sequence[str], option: str = "--methods") -> tup
     if unknown or not chosen:
         raise YolocamError(
             f"{option}: unknown {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"use all, auto, or some of {', '.join(names)}"
+            f"use all or some of {', '.join(names)}, or auto"
         )
     _no_repeats(option, chosen, "method")
     if "all" in chosen:
@@ -420,6 +420,8 @@ def drise_progress(method, enabled: bool | None = None) -> Iterator[Callable | N
         def update(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
+            if done >= total:
+                bar.refresh()  # the last state, whatever tqdm's refresh interval
 
         yield update
 
