@@ -360,3 +360,37 @@ def test_batch_defaults_to_each_target_s_method_and_caps_detections(capsys, samp
     assert len(report["detections"]) == 2 and "showing the 2 best" in report["note"]
     code, _, err = run(capsys, "batch", str(folder), "--out", str(out), "--masks", "5")
     assert code == 1 and "--masks only apply to D-RISE" in err
+
+
+def test_report_writes_one_self_contained_html_page(capsys, samples, tmp_path):
+    import re
+
+    page = tmp_path / "bus.html"
+    code, out, err = run(
+        capsys, "report", str(samples["bus.jpg"]), "--target", "detection:1", "-o", str(page),
+        "--max-detections", "3",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "odam (auto: the default for a detection target)" in out and str(page) in out
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!doctype html>")
+    assert not re.search(r'src="(?!data:)', text)  # every image inline
+    blob = re.search(r'id="yolocam-metadata">(.*?)</script>', text, re.S).group(1)
+    record = json.loads(blob)
+    assert record["method"]["name"] == "odam" and record["target"]["kind"] == "detection"
+    assert [s["scale"] for s in record["scales"]] == [0, 1]
+    assert len(record["detections"]) == 3 and record["model"] == "yolov4-tiny"
+    assert "showing the 3 best" in record["detections_note"]
+    assert text.count('class="scale') == 2 and "<tr class=chosen><td>1</td>" in text
+
+
+def test_report_refusals_are_one_line_and_write_nothing(capsys, samples, tmp_path):
+    page = tmp_path / "seed.html"
+    image = str(samples["bus.jpg"])
+    code, _, err = run(
+        capsys, "report", image, "--target", "seed", "--method", "gradcam", "-o", str(page)
+    )
+    assert code == 1 and "gradcam cannot explain the whole head" in err
+    assert len(err.strip().splitlines()) == 1 and not page.exists()
+    code, _, err = run(capsys, "report", image, "-o", str(tmp_path / "nowhere" / "r.html"))
+    assert code == 1 and "no folder" in err

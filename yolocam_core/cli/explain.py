@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from yolocam_core.cli.options import (
     AUTO,
@@ -23,6 +26,12 @@ from yolocam_core.cli.options import (
     resolve_method,
 )
 from yolocam_core.errors import YolocamError, for_option
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from yolocam_core.explainer import Explanation
+    from yolocam_core.targets import TargetSpec
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -45,29 +54,39 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    """Check every argument, the output folder and the image, then load the model,
-    explain and write the files."""
-    from yolocam_core.explainer import Explainer
-    from yolocam_core.files import ensure_output_folder, shown
-    from yolocam_core.images import load_image
-    from yolocam_core.outputs import (
-        explanation_prefix,
-        explanation_record,
-        image_tag,
-        save_explanation,
-        target_stem,
-    )
+@dataclass
+class Explained:
+    """What :func:`explain_image` computed for ``explain`` and ``report``."""
 
-    # Everything that can be known before the model is loaded.
+    image: np.ndarray
+    detections: Sequence
+    target_spec: TargetSpec
+    method: str
+    result: Explanation
+    class_names: Sequence[str]
+
+
+def check_early(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """What can be checked before the image and the model are loaded; the scales."""
     scales = parse_scales(args.scales)
     check_target(args.target)
     check_drise_options(args, [args.method])  # auto is never drise
-    out = ensure_output_folder(args.out)
-    image = load_image(args.image)
-    spec = model_spec_from_args(args)
+    return scales
 
-    detector = spec.load()
+
+def explain_image(args: argparse.Namespace, scales: tuple[int, ...] | None) -> Explained:
+    """Load the image and the model, detect, and explain ``--target`` with ``--method``
+    (auto resolved), a D-RISE bar on stderr while it runs.
+
+    Raises:
+        YolocamError: a bad image, model, scale, target or method/target pair.
+    """
+    from yolocam_core.explainer import Explainer
+    from yolocam_core.files import shown
+    from yolocam_core.images import load_image
+
+    image = load_image(args.image)
+    detector = model_spec_from_args(args).load()
     detector.check_scales(scales, "--scales")
     target_spec, method = resolve_target(args, detector.class_names)
     explainer = Explainer(detector)
@@ -88,11 +107,38 @@ def run(args: argparse.Namespace) -> int:
             norm=args.norm,
             progress=progress,
         )
+    return Explained(fwd.image, detections, target_spec, method, result, detector.class_names)
+
+
+def method_line(name: str, args: argparse.Namespace, explained: Explained) -> str:
+    """``bus.jpg: odam (auto: the default for a detection target) · person 0.87``."""
+    how = f" (auto: the default for a {explained.target_spec.kind} target)"
+    method = explained.method + (how if args.method == AUTO else "")
+    return f"{name}: {method} · {explained.result.target}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check every argument, the output folder and the image, then load the model,
+    explain and write the files."""
+    from yolocam_core.files import ensure_output_folder, shown
+    from yolocam_core.outputs import (
+        explanation_prefix,
+        explanation_record,
+        image_tag,
+        save_explanation,
+        target_stem,
+    )
+
+    scales = check_early(args)
+    out = ensure_output_folder(args.out)
+    explained = explain_image(args, scales)
+    target_spec, method, result = explained.target_spec, explained.method, explained.result
+    detections = explained.detections
 
     if target_spec.kind == "detection":
         class_name = detections[target_spec.index].class_name
     elif target_spec.kind == "class":
-        class_name = detector.class_names[target_spec.index]
+        class_name = explained.class_names[target_spec.index]
     else:
         class_name = ""
     stem = target_stem(target_spec.kind, target_spec.index, class_name)
@@ -104,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         saved = save_explanation(
             out,
             prefix,
-            fwd.image,
+            explained.image,
             result,
             image_name=name,
             colormap=args.colormap,
@@ -116,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     else:
-        how = " (auto: the default for a " + target_spec.kind + " target)"
-        print(f"{name}: {method}{how if args.method == AUTO else ''} · {result.target}")
+        print(method_line(name, args, explained))
         for item in record["scales"]:
             print(f"  {item['label']:<20} score {item['score']:.4g}  {item['overlay']}")
         print(f"  sheet: {record['sheet']}")
