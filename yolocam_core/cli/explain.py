@@ -11,11 +11,7 @@ from typing import TYPE_CHECKING
 from yolocam_core.cli.options import (
     AUTO,
     EXIT_OK,
-    add_drise_options,
-    add_map_options,
-    add_method_option,
-    add_model_options,
-    add_target_options,
+    add_explain_options,
     cam_method,
     check_drise_options,
     check_target,
@@ -44,11 +40,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "<image>-<hash>_<target>_<method>_… (see the README).",
     )
     parser.add_argument("image", metavar="IMAGE")
-    add_model_options(parser)
-    add_target_options(parser)
-    add_method_option(parser)
-    add_drise_options(parser)
-    add_map_options(parser)
+    add_explain_options(parser)
     parser.add_argument("--out", default="yolocam-out", help="output folder (default yolocam-out)")
     parser.add_argument("--json", action="store_true", help="print what was written as JSON")
     return parser

@@ -358,6 +358,16 @@ def add_map_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opacity", type=probability, default=0.5)
 
 
+def add_explain_options(parser: argparse.ArgumentParser) -> None:
+    """Everything one explanation needs (``explain``, ``report``): the model, the
+    target, the method, D-RISE's and the map options."""
+    add_model_options(parser)
+    add_target_options(parser)
+    add_method_option(parser)
+    add_drise_options(parser)
+    add_map_options(parser)
+
+
 def check_drise_options(args: argparse.Namespace, methods: Sequence[str]) -> None:
     """Refuse ``--masks``/``--drise-seed`` when no D-RISE map is made (a typo or a
     forgotten ``--method drise``: the user expects them to matter).

@@ -8,11 +8,7 @@ from pathlib import Path
 from yolocam_core.cli.explain import check_early, explain_image, method_line
 from yolocam_core.cli.options import (
     EXIT_OK,
-    add_drise_options,
-    add_map_options,
-    add_method_option,
-    add_model_options,
-    add_target_options,
+    add_explain_options,
 )
 from yolocam_core.errors import YolocamError
 
@@ -31,11 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "-o", "--output", required=True, metavar="FILE.html", help="the HTML file to write"
     )
-    add_model_options(parser)
-    add_target_options(parser)
-    add_method_option(parser)
-    add_drise_options(parser)
-    add_map_options(parser)
+    add_explain_options(parser)
     return parser
 
 
