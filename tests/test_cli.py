@@ -394,3 +394,14 @@ def test_report_refusals_are_one_line_and_write_nothing(capsys, samples, tmp_pat
     assert len(err.strip().splitlines()) == 1 and not page.exists()
     code, _, err = run(capsys, "report", image, "-o", str(tmp_path / "nowhere" / "r.html"))
     assert code == 1 and "no folder" in err
+
+
+def test_evaluate_drise_with_its_options(capsys, samples):
+    code, out, err = run(
+        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "drise", "--masks", "4",
+        "--scales", "0", "--max-detections", "1", "--steps", "4", "--seeds", "1",
+        "--no-sanity", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert len(rows) == 1 and rows[0]["method"] == "drise"
