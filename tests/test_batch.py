@@ -308,7 +308,7 @@ def test_metrics_columns_are_the_scorer_s_for_each_row_s_detection(folder, tmp_p
     one = tmp_path / "one"
     one.mkdir()
     shutil.copy2(folder / "more" / "zidane.jpg", one / "zidane.jpg")
-    settings = BatchSettings(metrics=True, metrics_steps=4)
+    settings = BatchSettings(methods=("gradcam",), metrics=True, metrics_steps=4)
     run_batch(one, tmp_path / "out", settings)
     frame = pd.read_parquet(tmp_path / "out" / "summary.parquet")
     assert list(frame.columns) == [*SUMMARY_COLUMNS, *METRIC_COLUMNS]

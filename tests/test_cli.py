@@ -183,3 +183,225 @@ def test_console_script_help_is_fast_and_lists_commands():
         timeout=60,
     )
     assert check.stdout.strip() == "False"
+
+
+# -- methods, targets and detections (auto, odam, drise, --attribute, --max-detections) --
+
+
+def test_the_cli_copies_of_library_constants_agree():
+    from yolocam_core.cams import DRise
+    from yolocam_core.cli import options
+    from yolocam_core.detector import DEFAULT_MAX_DETECTIONS
+    from yolocam_core.targets import ATTRIBUTES
+
+    assert options.ATTRIBUTES == ATTRIBUTES
+    assert options.DEFAULT_MAX_DETECTIONS == DEFAULT_MAX_DETECTIONS
+    assert options.DEFAULT_MASKS == DRise().masks
+
+
+def test_methods_all_leaves_drise_out_unless_named():
+    from yolocam_core.cli.options import parse_methods
+    from yolocam_core.errors import YolocamError
+
+    assert "drise" not in parse_methods("all") and "odam" in parse_methods("all")
+    assert parse_methods("all,drise")[-1] == "drise"
+    assert parse_methods(["odam", "drise"]) == ("odam", "drise")
+    assert parse_methods("auto") == ("auto",)
+    for bad in ("auto,gradcam", "all,gradcam", "drise,drise"):
+        with pytest.raises(YolocamError):
+            parse_methods(bad)
+
+
+def test_explain_help_documents_auto_and_drise(capsys):
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default auto" in text and "detection: odam" in text and "seed: seed" in text
+    assert "drise" in text and "--masks" in text and "--attribute" in text
+    assert "--max-detections" in text
+
+
+def test_explain_auto_picks_the_target_kind_s_method_and_says_so(capsys, samples, tmp_path):
+    image = str(samples["bus.jpg"])
+    code, out, err = run(capsys, "explain", image, "--scales", "0", "--out", str(tmp_path))
+    assert code == 0, err
+    assert "odam (auto: the default for a detection target)" in out.splitlines()[0]
+    assert list(tmp_path.glob("*_detection-0-person_odam_scale0_*.npy"))
+    code, out, err = run(
+        capsys, "explain", image, "--target", "class:bus", "--scales", "0", "--out",
+        str(tmp_path), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["method"] == "gradcam"
+    code, out, err = run(
+        capsys, "explain", image, "--method", "odam", "--scales", "0", "--out", str(tmp_path)
+    )
+    assert code == 0, err
+    assert out.startswith("bus.jpg: odam · ") or ": odam · " in out.splitlines()[0]
+    assert "auto" not in out.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--target", "seed", "--method", "gradcam"), "gradcam cannot explain the whole head"),
+        (("--target", "class:bus", "--method", "drise"), "drise explains one detection"),
+        (("--target", "seed", "--attribute", "x"), "needs a detection target"),
+        (
+            ("--method", "drise", "--attribute", "objectness", "--masks", "4"),
+            "not its 'objectness' alone",
+        ),
+        (("--masks", "10"), "--masks only apply to D-RISE"),
+        (("--method", "odam", "--drise-seed", "1"), "--drise-seed only apply to D-RISE"),
+    ],
+)
+def test_refused_method_target_pairs_are_one_line(capsys, samples, tmp_path, argv, message):
+    code, out, err = run(capsys, "explain", str(samples["bus.jpg"]), *argv, "--out", str(tmp_path))
+    assert code == 1
+    assert out == "" and not list(tmp_path.iterdir())
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("yolocam: error: ") and message in lines[0]
+
+
+def test_masks_beyond_the_library_limit_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["explain", "x.jpg", "--method", "drise", "--masks", "20001"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "over D-RISE's limit of 20,000" in err
+
+
+def test_explain_attribute_names_the_files_and_the_target(capsys, samples, tmp_path):
+    code, out, err = run(
+        capsys, "explain", str(samples["bus.jpg"]), "--attribute", "objectness", "--scales",
+        "0", "--out", str(tmp_path), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["method"] == "odam" and "objectness" in report["target"].lower()
+    assert "objectness" in report["score_note"]
+    assert "-objectness_odam_scale0" in report["scales"][0]["raw_map"]
+
+
+def test_explain_drise_uses_the_masks_and_seed_given(capsys, samples, tmp_path):
+    code, out, err = run(
+        capsys, "explain", str(samples["bus.jpg"]), "--method", "drise", "--masks", "8",
+        "--drise-seed", "3", "--scales", "0", "--out", str(tmp_path), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["method"] == "drise"
+    assert "8 masks" in report["scales"][0]["layer"] and "seed 3" in report["scales"][0]["layer"]
+    assert np.load(report["scales"][0]["raw_map"]).max() > 0
+
+
+def test_drise_progress_bar_counts_masks_on_stderr(capsys):
+    from yolocam_core.cams import DRise
+    from yolocam_core.cli.options import drise_progress
+
+    with drise_progress("odam") as progress:
+        assert progress is None
+    with drise_progress(DRise(masks=8), enabled=True) as progress:
+        progress(4, 8)
+        progress(8, 8)
+    err = capsys.readouterr().err
+    assert "D-RISE" in err and "8/8" in err
+
+
+def test_max_detections_caps_and_says_so(capsys, samples, tmp_path):
+    code, out, err = run(
+        capsys, "detect", str(samples["bus.jpg"]), "--max-detections", "1", "--json"
+    )
+    assert code == 0, err
+    assert len(json.loads(out)[0]["detections"]) == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("yolocam: note: ")
+    assert "showing the 1 best" in lines[0]
+    code, out, err = run(capsys, "detect", str(samples["bus.jpg"]))
+    assert code == 0 and err == ""  # the default cap is far above this image's count
+    code, _, err = run(
+        capsys, "explain", str(samples["bus.jpg"]), "--target", "detection:1",
+        "--max-detections", "1", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 1 and "has 1 detection(s)" in err
+
+
+def test_evaluate_auto_and_max_detections(capsys, samples):
+    code, out, err = run(
+        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "auto", "--scales", "0",
+        "--max-detections", "1", "--steps", "4", "--seeds", "1", "--no-sanity", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["settings"]["methods"] == ["odam"]
+    assert report["settings"]["max_detections"] == 1
+    assert len(report["images"][0]["detections"]) == 1
+    assert {row["method"] for row in report["rows"]} == {"odam"}
+    assert "yolocam: note: " in err
+
+
+def test_batch_defaults_to_each_target_s_method_and_caps_detections(capsys, samples, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(samples["bus.jpg"], folder / "bus.jpg")
+    out = tmp_path / "out"
+    code, _, err = run(
+        capsys, "batch", str(folder), "--out", str(out), "--targets", "seed", "--scales",
+        "0", "--max-detections", "2",
+    )  # fmt: skip
+    assert code == 0, err
+    summary = pd.read_csv(out / "summary.csv")
+    assert set(summary["method"]) == {"seed"}
+    (report,) = [json.loads(p.read_text()) for p in out.rglob("detections.json")]
+    assert len(report["detections"]) == 2 and "showing the 2 best" in report["note"]
+    code, _, err = run(capsys, "batch", str(folder), "--out", str(out), "--masks", "5")
+    assert code == 1 and "--masks only apply to D-RISE" in err
+
+
+def test_report_writes_one_self_contained_html_page(capsys, samples, tmp_path):
+    import re
+
+    page = tmp_path / "bus.html"
+    code, out, err = run(
+        capsys, "report", str(samples["bus.jpg"]), "--target", "detection:1", "-o", str(page),
+        "--max-detections", "3",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "odam (auto: the default for a detection target)" in out and str(page) in out
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!doctype html>")
+    assert not re.search(r'src="(?!data:)', text)  # every image inline
+    blob = re.search(r'id="yolocam-metadata">(.*?)</script>', text, re.S).group(1)
+    record = json.loads(blob)
+    assert record["method"]["name"] == "odam" and record["target"]["kind"] == "detection"
+    assert [s["scale"] for s in record["scales"]] == [0, 1]
+    assert len(record["detections"]) == 3 and record["model"] == "yolov4-tiny"
+    assert "showing the 3 best" in record["detections_note"]
+    assert text.count('class="scale') == 2 and "<tr class=chosen><td>1</td>" in text
+
+
+def test_report_refusals_are_one_line_and_write_nothing(capsys, samples, tmp_path):
+    page = tmp_path / "seed.html"
+    image = str(samples["bus.jpg"])
+    code, _, err = run(
+        capsys, "report", image, "--target", "seed", "--method", "gradcam", "-o", str(page)
+    )
+    assert code == 1 and "gradcam cannot explain the whole head" in err
+    assert len(err.strip().splitlines()) == 1 and not page.exists()
+    code, _, err = run(capsys, "report", image, "-o", str(tmp_path / "nowhere" / "r.html"))
+    assert code == 1 and "no folder" in err
+
+
+def test_evaluate_drise_with_its_options(capsys, samples):
+    code, out, err = run(
+        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "drise", "--masks", "4",
+        "--scales", "0", "--max-detections", "1", "--steps", "4", "--seeds", "1",
+        "--no-sanity", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert len(rows) == 1 and rows[0]["method"] == "drise"

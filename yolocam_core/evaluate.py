@@ -41,6 +41,7 @@ from yolocam_core.metrics import (
 )
 
 if TYPE_CHECKING:  # TensorFlow is imported lazily
+    from yolocam_core.cams import CamMethod
     from yolocam_core.detector import Detection, Detector
     from yolocam_core.explainer import Explainer, Explanation, Forward
 
@@ -294,7 +295,7 @@ def _scales(explainer: Explainer, scales: Sequence[int] | None) -> list[int]:
 def evaluate_image(
     explainer: Explainer,
     image: np.ndarray | str | bytes | Forward,
-    methods: Sequence[str] = ("gradcam",),
+    methods: Sequence[str | CamMethod] = ("gradcam",),
     scales: Sequence[int] | None = None,
     detections: Sequence[Detection] | None = None,
     *,
@@ -313,7 +314,8 @@ def evaluate_image(
     Args:
         explainer: the trained model's explainer.
         image: (H, W, 3) uint8 RGB, a path or bytes, or a :class:`Forward`.
-        methods: CAM method names.
+        methods: CAM method names, or configured methods such as
+            ``DRise(masks=500)`` (rows name them by their registry name).
         scales: head indices; None = all.
         detections: the detections to evaluate; None = detect at the default
             thresholds (score 0.25, IoU 0.45).
@@ -387,7 +389,7 @@ def _baseline(
 def _evaluate_method(
     explainer: Explainer,
     scorer: ImageScorer,
-    method: str,
+    method: str | CamMethod,
     scales: Sequence[int],
     name: str,
     layer: str | Mapping[int, str] | None,
@@ -403,6 +405,7 @@ def _evaluate_method(
         scorer.fwd, targets, method, scales, layer=layer, norm="per-map"
     )
     sanity = _sanity(random_explainer, scorer.fwd, targets, method, scales, layer, explained)
+    method = explained[0].method if explained else getattr(method, "name", method)
     rows: list[MetricRow] = []
     curves: dict[tuple[str, int], Curves] = {}
     for j, s in enumerate(scales):
@@ -441,7 +444,7 @@ def _sanity(
     random_explainer: Explainer | None,
     fwd: Forward,
     targets,
-    method: str,
+    method: str | CamMethod,
     scales: Sequence[int],
     layer,
     explained: Sequence[Explanation],

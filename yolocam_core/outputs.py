@@ -33,6 +33,7 @@ from PIL import Image
 
 from yolocam_core import render
 from yolocam_core.files import safe_name, shown
+from yolocam_core.report import scale_fields
 
 if TYPE_CHECKING:  # TensorFlow is imported lazily
     from yolocam_core.detector import Detection
@@ -175,21 +176,10 @@ def explanation_record(
             return None
         return shown(path.relative_to(relative_to) if relative_to is not None else path)
 
-    scales = []
-    for scale_map, files in zip(explanation.maps, saved.maps, strict=True):
-        scales.append(
-            {
-                "scale": scale_map.scale,
-                "label": scale_map.label,
-                "layer": scale_map.layer,
-                "score": scale_map.score,
-                "relative": scale_map.relative,
-                "share": scale_map.share,
-                "weak": scale_map.weak,
-                "overlay": where(files.overlay),
-                "raw_map": where(files.raw_map),
-            }
-        )
+    scales = [
+        scale_fields(scale_map) | {"overlay": where(files.overlay), "raw_map": where(files.raw_map)}
+        for scale_map, files in zip(explanation.maps, saved.maps, strict=True)
+    ]
     return {
         "image": image_name,
         "method": explanation.method,

@@ -49,6 +49,23 @@ def method_info(name: str) -> dict:
     return info
 
 
+def scale_fields(scale_map) -> dict:
+    """What one scale's map claims, JSON-ready: ``scale``, ``label``, ``layer``,
+    ``score``, ``relative`` (over the strongest head's), ``share`` (of the sum over
+    heads) and ``weak`` (the fields :func:`explanation_metadata` and
+    :func:`yolocam_core.outputs.explanation_record` share)."""
+    m = scale_map
+    return {
+        "scale": m.scale,
+        "label": m.label,
+        "layer": m.layer,
+        "score": float(m.score),
+        "relative": None if m.relative is None else float(m.relative),
+        "share": None if m.share is None else float(m.share),
+        "weak": bool(m.weak),
+    }
+
+
 def explanation_metadata(
     explanation,
     *,
@@ -82,15 +99,8 @@ def explanation_metadata(
     height, width = explanation.image_size
     scales = []
     for m in explanation.maps:
-        item = {
-            "scale": m.scale,
-            "label": m.label,
-            "layer": m.layer,
+        item = scale_fields(m) | {
             "grid": list(m.grid_map.shape),
-            "score": float(m.score),
-            "relative": None if m.relative is None else float(m.relative),
-            "share": None if m.share is None else float(m.share),
-            "weak": bool(m.weak),
             "own_scale": m.scale == explanation.own_scale,
             "caption": render.scale_caption(m, explanation.own_scale),
         }

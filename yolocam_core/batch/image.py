@@ -205,7 +205,8 @@ def _explain_into(explainer, item, folder, out_dir, settings, data) -> list[dict
     image = load_image(_read(item, data))
     detector = explainer.detector
     fwd = explainer.forward(image)
-    detections = explainer.detect(fwd, settings.score, settings.iou)
+    detections = explainer.detect(fwd, settings.score, settings.iou, settings.max_detections)
+    extra = {"note": detections.note()} if detections.note() else {}
     report = detections_report(
         item.rel,
         image.shape[:2],
@@ -213,6 +214,7 @@ def _explain_into(explainer, item, folder, out_dir, settings, data) -> list[dict
         model=settings.model.name or settings.model.source,
         score_threshold=settings.score,
         iou_threshold=settings.iou,
+        **extra,
     )
     write_json_atomic(folder / "detections.json", report, indent=1)
     base = _base_row(shown(item.rel)) | {
@@ -229,14 +231,15 @@ def _explain_into(explainer, item, folder, out_dir, settings, data) -> list[dict
     scales = None if settings.scales is None else list(settings.scales)
     scorer = _scorer(explainer, fwd, detections, settings) if settings.metrics else None
     rows = []
-    for method in settings.methods:
+    for name in settings.methods:
+        cam = settings.method_for(name, [job.kind for job in jobs])
         results = explainer.explain_many(
-            fwd, [job.target for job in jobs], method, scales, norm=settings.norm
+            fwd, [job.target for job in jobs], cam, scales, norm=settings.norm
         )
         for job, result in zip(jobs, results, strict=True):
             saved = save_explanation(
                 folder,
-                explanation_prefix(job.stem, method),
+                explanation_prefix(job.stem, result.method),
                 image,
                 result,
                 image_name=shown(item.rel),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,7 +92,9 @@ class BatchSettings:
             string is turned into a spec.
         score: detection score threshold.
         iou: NMS IoU threshold.
-        methods: CAM method names (see :func:`yolocam_core.cams.method_names`).
+        methods: CAM method names (see :func:`yolocam_core.cams.method_names`), or
+            ``("auto",)``: each target kind's default
+            (:func:`yolocam_core.cams.default_method`).
         targets: ``"detections"`` (every detected box), ``"class:NAME"`` (one class;
             its rows are repeated per detection of that class, or one row per scale
             if there is none) or ``"seed"`` (the article's whole head output).
@@ -105,12 +108,15 @@ class BatchSettings:
             scorer of ``yolocam evaluate``, without its random baseline and sanity check).
         metrics_steps: deletion/insertion steps (2·(steps−1) forward passes per map);
             None: ``yolocam_core.metrics.DEFAULT_STEPS``, as ``yolocam evaluate``.
+        max_detections: at most this many detections per image, the highest-scoring
+            (``detections.json`` has a ``note`` when more were found).
+        drise_masks, drise_seed: D-RISE's masks and their seed (method ``drise``).
     """
 
     model: ModelSpec = field(default_factory=_default_model)
     score: float = 0.25
     iou: float = 0.45
-    methods: tuple[str, ...] = ("gradcam",)
+    methods: tuple[str, ...] = ("auto",)
     targets: str = "detections"
     scales: tuple[int, ...] | None = None
     norm: str = "per-map"
@@ -119,6 +125,9 @@ class BatchSettings:
     sheet: bool = False
     metrics: bool = False
     metrics_steps: int | None = None
+    max_detections: int = 300
+    drise_masks: int = 1000
+    drise_seed: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.model, (str, os.PathLike)):
@@ -140,6 +149,8 @@ class BatchSettings:
         if not self.methods:
             raise YolocamError("--methods: give at least one method")
         for method in self.methods:
+            if method == "auto" and len(self.methods) == 1:
+                continue
             try:
                 get_method(method)
             except ValueError as exc:
@@ -152,16 +163,38 @@ class BatchSettings:
                 raise YolocamError(f"--scales {self.scales}: give each scale once, at least one")
         if self.norm not in ("per-map", "shared"):
             raise YolocamError(f"--norm {self.norm!r}: use per-map or shared")
+        if self.max_detections < 1:
+            raise YolocamError(f"--max-detections {self.max_detections}: give at least 1")
+        if "drise" in self.methods:
+            self.method_for("drise")  # DRise checks its options
+
+    def method_for(self, method: str, kinds: Sequence[str] = ("detection",)):
+        """The method to explain targets of these kinds with: ``auto`` resolved, and
+        for ``drise`` a ``DRise`` with :attr:`drise_masks` and :attr:`drise_seed`."""
+        from yolocam_core.cams import DRise, default_method
+
+        if method == "auto":
+            return default_method(kinds)
+        if method == "drise":
+            return DRise(masks=self.drise_masks, seed=self.drise_seed)
+        return method
 
     def fingerprint(self) -> str:
         """A short hash of the settings (the whole model spec included), the output
         format version and the size and modification time of the model's files (a
         retrained model is new work)."""
         data = asdict(self)
+        for name, default in _LATER_FIELDS.items():  # runs from before them still resume
+            if data[name] == default:
+                del data[name]
         data["format"] = FORMAT_VERSION
         data["files"] = [source_stat(path) for path in self.model_files()]
         text = json.dumps(data, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: Fields added after FORMAT_VERSION 2, left out of the fingerprint at these values.
+_LATER_FIELDS = {"max_detections": 300, "drise_masks": 1000, "drise_seed": 0}
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ import argparse
 import sys
 
 from yolocam_core.cli.options import (
+    DEFAULT_MASKS,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_drise_options,
     add_map_options,
     add_model_options,
+    check_drise_options,
     error,
     model_spec_from_args,
     parse_methods,
@@ -38,9 +41,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "--methods",
         nargs="+",
-        default=["gradcam"],
+        default=["auto"],
         metavar="METHOD",
-        help="CAM methods, space- or comma-separated, or 'all' (default gradcam)",
+        help="CAM methods, space- or comma-separated; 'auto' (default): the targets' own "
+        "(odam for detections, gradcam for a class, seed for the whole head); 'all': every "
+        "gradient method, not drise (black box, one forward pass per mask: 'all drise' "
+        "adds it)",
     )
     parser.add_argument(
         "--targets",
@@ -48,6 +54,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="detections (every detected box; default), class:NAME or seed",
     )
     add_map_options(parser)
+    add_drise_options(parser)
     parser.add_argument("--sheet", action="store_true", help="also write a sheet per target")
     parser.add_argument(
         "--metrics",
@@ -79,11 +86,13 @@ def run(args: argparse.Namespace) -> int:
     from yolocam_core.batch import BatchSettings, run_batch
     from yolocam_core.metrics import DEFAULT_STEPS
 
+    methods = parse_methods(args.methods)
+    check_drise_options(args, methods)
     settings = BatchSettings(
         model=model_spec_from_args(args),
         score=args.score,
         iou=args.iou,
-        methods=parse_methods(args.methods),
+        methods=methods,
         targets=args.targets,
         scales=parse_scales(args.scales),  # the range is checked against the model
         norm=args.norm,
@@ -92,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         sheet=args.sheet,
         metrics=args.metrics,
         metrics_steps=(args.metrics_steps or DEFAULT_STEPS) if args.metrics else None,
+        max_detections=args.max_detections,
+        drise_masks=DEFAULT_MASKS if args.masks is None else args.masks,
+        drise_seed=args.drise_seed or 0,
     )
     report = run_batch(
         args.input_dir,

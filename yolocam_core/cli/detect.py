@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from yolocam_core.cli.options import GoodImages, add_model_options, model_spec_from_args
+from yolocam_core.cli.options import (
+    GoodImages,
+    add_model_options,
+    model_spec_from_args,
+    note_detections,
+)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -50,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     for path, image in images:
         if detector is None:
             detector = spec.load()
-        detections = detector.detect(image, args.score, args.iou)
+        detections = detector.detect(image, args.score, args.iou, args.max_detections)
+        note_detections(shown(path), detections)
         height, width = image.shape[:2]
         if args.json:
             reports.append(detections_report(path, (height, width), detections))

@@ -10,11 +10,16 @@ from typing import TYPE_CHECKING
 
 from yolocam_core.cli.options import (
     GoodImages,
+    add_drise_options,
     add_model_options,
+    cam_method,
+    check_drise_options,
     model_spec_from_args,
+    note_detections,
     parse_methods,
     parse_scales,
     probability,
+    resolve_method,
     whole,
 )
 
@@ -37,7 +42,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     add_model_options(parser)
     parser.add_argument(
-        "--methods", default="all", help="'all' or comma-separated names (default all)"
+        "--methods",
+        default="all",
+        help="'all' (every gradient method; not drise: black box, one forward pass per "
+        "mask; 'all,drise' adds it), 'auto' (odam, the detections' default), or "
+        "comma-separated names (default all)",
     )
     parser.add_argument(
         "--scales", default="all", help="'all' or comma-separated head indices, e.g. 0,1"
@@ -69,6 +78,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-sanity", action="store_true", help="skip the model-randomisation check"
     )
+    add_drise_options(parser)
     parser.add_argument("--details", action="store_true", help="also print the per-detection rows")
     parser.add_argument(
         "--json", action="store_true", help="print per-detection rows and the summary as JSON"
@@ -82,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     from yolocam_core.explainer import Explainer
     from yolocam_core.metrics import randomised_explainer
 
-    methods = parse_methods(args.methods)
+    methods = tuple(resolve_method(m, ["detection"]) for m in parse_methods(args.methods))
+    check_drise_options(args, methods)
+    cams = [cam_method(m, args) for m in methods]
     scales = parse_scales(args.scales)
     spec = model_spec_from_args(args)
     settings = ScoringSettings(steps=args.steps, fill=args.fill, seeds=tuple(range(args.seeds)))
@@ -99,14 +111,15 @@ def run(args: argparse.Namespace) -> int:
         if progress:
             print(f"evaluating {path} …", file=sys.stderr, flush=True)
         fwd = explainer.forward(image)
-        detections = explainer.detect(fwd, args.score, args.iou)
+        detections = explainer.detect(fwd, args.score, args.iou, args.max_detections)
+        note_detections(path, detections)
         if args.min_score is not None:
             detections = [d for d in detections if d.score >= args.min_score]
         evaluations.append(
             evaluate_image(
                 explainer,
                 fwd,
-                methods,
+                cams,
                 scales,
                 detections,
                 name=path,
@@ -138,6 +151,7 @@ def _report(args, methods, scales, explainer, evaluations, rows, summary) -> dic
             "model": args.model,
             "score": args.score,
             "iou": args.iou,
+            "max_detections": args.max_detections,
             "min_score": args.min_score,
             "methods": list(methods),
             "scales": list(scales) if scales is not None else list(range(num_heads)),

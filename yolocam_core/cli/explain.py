@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from yolocam_core.cli.options import (
+    AUTO,
     EXIT_OK,
-    add_map_options,
-    add_model_options,
+    add_explain_options,
+    cam_method,
+    check_drise_options,
     check_target,
+    drise_progress,
     model_spec_from_args,
+    note_detections,
     parse_scales,
+    resolve_method,
 )
 from yolocam_core.errors import YolocamError, for_option
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from yolocam_core.explainer import Explanation
+    from yolocam_core.targets import TargetSpec
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Add ``explain`` to the subcommands."""
-    from yolocam_core.cams import method_names
-
     parser = sub.add_parser(
         "explain",
         help="explain a detection, a class or the whole head at every scale",
@@ -28,26 +40,79 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "<image>-<hash>_<target>_<method>_… (see the README).",
     )
     parser.add_argument("image", metavar="IMAGE")
-    add_model_options(parser)
-    parser.add_argument(
-        "--target",
-        default="detection:0",
-        help="detection:K (K-th detection of `yolocam detect`), class:NAME, or seed "
-        "(the article's whole head output); default detection:0",
-    )
-    parser.add_argument("--method", default="gradcam", choices=method_names())
-    add_map_options(parser)
+    add_explain_options(parser)
     parser.add_argument("--out", default="yolocam-out", help="output folder (default yolocam-out)")
     parser.add_argument("--json", action="store_true", help="print what was written as JSON")
     return parser
 
 
+@dataclass
+class Explained:
+    """What :func:`explain_image` computed for ``explain`` and ``report``."""
+
+    image: np.ndarray
+    detections: Sequence
+    target_spec: TargetSpec
+    method: str
+    result: Explanation
+    class_names: Sequence[str]
+
+
+def check_early(args: argparse.Namespace) -> tuple[int, ...] | None:
+    """What can be checked before the image and the model are loaded; the scales."""
+    scales = parse_scales(args.scales)
+    check_target(args.target)
+    check_drise_options(args, [args.method])  # auto is never drise
+    return scales
+
+
+def explain_image(args: argparse.Namespace, scales: tuple[int, ...] | None) -> Explained:
+    """Load the image and the model, detect, and explain ``--target`` with ``--method``
+    (auto resolved), a D-RISE bar on stderr while it runs.
+
+    Raises:
+        YolocamError: a bad image, model, scale, target or method/target pair.
+    """
+    from yolocam_core.explainer import Explainer
+    from yolocam_core.files import shown
+    from yolocam_core.images import load_image
+
+    image = load_image(args.image)
+    detector = model_spec_from_args(args).load()
+    detector.check_scales(scales, "--scales")
+    target_spec, method = resolve_target(args, detector.class_names)
+    explainer = Explainer(detector)
+    fwd = explainer.forward(image)
+    detections = explainer.detect(fwd, args.score, args.iou, args.max_detections)
+    note_detections(shown(args.image), detections)
+    try:
+        target = target_spec.build(detections)
+    except YolocamError as exc:
+        raise for_option(exc, "--target") from None
+    cam = cam_method(method, args)
+    with drise_progress(cam) as progress:
+        result = explainer.explain(
+            fwd,
+            target,
+            cam,
+            None if scales is None else list(scales),
+            norm=args.norm,
+            progress=progress,
+        )
+    return Explained(fwd.image, detections, target_spec, method, result, detector.class_names)
+
+
+def method_line(name: str, args: argparse.Namespace, explained: Explained) -> str:
+    """``bus.jpg: odam (auto: the default for a detection target) · person 0.87``."""
+    how = f" (auto: the default for a {explained.target_spec.kind} target)"
+    method = explained.method + (how if args.method == AUTO else "")
+    return f"{name}: {method} · {explained.result.target}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Check every argument, the output folder and the image, then load the model,
     explain and write the files."""
-    from yolocam_core.explainer import Explainer
     from yolocam_core.files import ensure_output_folder, shown
-    from yolocam_core.images import load_image
     from yolocam_core.outputs import (
         explanation_prefix,
         explanation_record,
@@ -55,46 +120,29 @@ def run(args: argparse.Namespace) -> int:
         save_explanation,
         target_stem,
     )
-    from yolocam_core.targets import TargetSpec
 
-    # Everything that can be known before the model is loaded.
-    scales = parse_scales(args.scales)
-    check_target(args.target)
+    scales = check_early(args)
     out = ensure_output_folder(args.out)
-    image = load_image(args.image)
-    spec = model_spec_from_args(args)
-
-    detector = spec.load()
-    detector.check_scales(scales, "--scales")
-    try:
-        target_spec = TargetSpec.parse(args.target, detector.class_names)
-    except YolocamError as exc:
-        raise for_option(exc, "--target") from None
-    explainer = Explainer(detector)
-    fwd = explainer.forward(image)
-    detections = explainer.detect(fwd, args.score, args.iou)
-    try:
-        target = target_spec.build(detections)
-    except YolocamError as exc:
-        raise for_option(exc, "--target") from None
-    result = explainer.explain(
-        fwd, target, args.method, None if scales is None else list(scales), norm=args.norm
-    )
+    explained = explain_image(args, scales)
+    target_spec, method, result = explained.target_spec, explained.method, explained.result
+    detections = explained.detections
 
     if target_spec.kind == "detection":
         class_name = detections[target_spec.index].class_name
     elif target_spec.kind == "class":
-        class_name = detector.class_names[target_spec.index]
+        class_name = explained.class_names[target_spec.index]
     else:
         class_name = ""
     stem = target_stem(target_spec.kind, target_spec.index, class_name)
-    prefix = explanation_prefix(stem, args.method, image_tag(args.image))
+    if target_spec.attribute != "score":
+        stem += f"-{target_spec.attribute}"
+    prefix = explanation_prefix(stem, method, image_tag(args.image))
     name = shown(args.image)
     try:
         saved = save_explanation(
             out,
             prefix,
-            fwd.image,
+            explained.image,
             result,
             image_name=name,
             colormap=args.colormap,
@@ -106,8 +154,31 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     else:
-        print(f"{name}: {args.method} · {result.target}")
+        print(method_line(name, args, explained))
         for item in record["scales"]:
             print(f"  {item['label']:<20} score {item['score']:.4g}  {item['overlay']}")
         print(f"  sheet: {record['sheet']}")
     return EXIT_OK
+
+
+def resolve_target(args: argparse.Namespace, class_names) -> tuple:
+    """The ``--target``/``--attribute`` spec and the method (``auto`` resolved), checked
+    together: a refused method/target pair is one line (the library's reason).
+
+    Returns:
+        (:class:`~yolocam_core.targets.TargetSpec`, method name).
+
+    Raises:
+        YolocamError: a bad target or attribute, or a method that cannot explain it.
+    """
+    from yolocam_core.cams import get_method
+    from yolocam_core.targets import TargetSpec
+
+    try:
+        target_spec = TargetSpec.parse(args.target, class_names, args.attribute)
+    except YolocamError as exc:
+        raise for_option(exc, "--target") from None
+    method = resolve_method(args.method, [target_spec.kind])
+    if target_spec.kind != "detection":  # known before detecting: refuse early
+        get_method(method).check_target(target_spec.build(()))
+    return target_spec, method

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from yolocam_core.cli import batch, detect, evaluate, explain
+from yolocam_core.cli import batch, detect, evaluate, explain, report
 from yolocam_core.cli.options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -22,7 +22,13 @@ from yolocam_core.errors import YolocamError
 
 #: The commands in the order ``--help`` lists them; each module has ``add_parser(sub)``
 #: and ``run(args) -> exit status``.
-COMMANDS = {"detect": detect, "explain": explain, "evaluate": evaluate, "batch": batch}
+COMMANDS = {
+    "detect": detect,
+    "explain": explain,
+    "report": report,
+    "evaluate": evaluate,
+    "batch": batch,
+}
 
 
 def build_parser() -> UsageParser:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from yolocam_core.errors import YolocamError, for_option
@@ -30,11 +31,31 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: Map normalisations the commands offer (the library's ``"auto"`` is not offered yet).
 CLI_NORMS = ("per-map", "shared")
 COLORMAPS = ("jet", "turbo", "viridis")
+#: ``--method auto``: the target kind's default (:func:`yolocam_core.cams.default_method`).
+AUTO = "auto"
+#: Copies of library constants whose modules import TensorFlow (``--help`` must not);
+#: tests check that they agree: ``targets.ATTRIBUTES``, ``detector.DEFAULT_MAX_DETECTIONS``.
+ATTRIBUTES = ("score", "objectness", "x", "y", "w", "h")
+DEFAULT_MAX_DETECTIONS = 300
+#: D-RISE's default mask count (``DRise(masks=...)``).
+DEFAULT_MASKS = 1000
 
 
 def error(message: str) -> None:
     """Print ``yolocam: error: <message>`` on stderr (one line)."""
     print(f"yolocam: error: {message}", file=sys.stderr, flush=True)
+
+
+def note(message: str) -> None:
+    """Print ``yolocam: note: <message>`` on stderr (one line; the run goes on)."""
+    print(f"yolocam: note: {message}", file=sys.stderr, flush=True)
+
+
+def note_detections(name: str, detections) -> None:
+    """Say on stderr when detections were left out (``Detections.note()``)."""
+    text = detections.note() if hasattr(detections, "note") else None
+    if text:
+        note(f"{name}: {text}")
 
 
 class UsageParser(argparse.ArgumentParser):
@@ -75,6 +96,24 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def mask_count(text: str) -> int:
+    """D-RISE's mask count: a whole number in 1..``MAX_MASKS``."""
+    from yolocam_core.cams.drise import MAX_MASKS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if value > MAX_MASKS:
+        raise argparse.ArgumentTypeError(
+            f"{value:,} masks is over D-RISE's limit of {MAX_MASKS:,} (one forward pass per "
+            "mask; the paper uses 5,000)"
+        )
+    return value
+
+
 # -- lists checked before the model is loaded (one-line YolocamError, exit 1) ------------
 
 
@@ -93,25 +132,38 @@ def _no_repeats(option: str, items: Sequence[str], what: str) -> None:
 
 
 def parse_methods(values: str | Sequence[str], option: str = "--methods") -> tuple[str, ...]:
-    """``all``, or CAM method names separated by commas or spaces -> the names.
+    """``all``, ``auto``, or CAM method names separated by commas or spaces -> the names.
+
+    ``all`` is every gradient method, not ``drise`` (black box, one forward pass per
+    mask): ``all,drise`` adds it. ``auto`` (alone) is the target kind's default
+    (:func:`yolocam_core.cams.default_method`), resolved by the command.
 
     Raises:
-        YolocamError: none given, an unknown name, a name given twice, or ``all``
+        YolocamError: none given, an unknown name, a name given twice, or ``auto``
             beside other names.
     """
     from yolocam_core.cams import method_names
 
-    names = method_names()
+    names = method_names(black_box=True)
     chosen = _items(values)
-    if chosen == ["all"]:
-        return tuple(names)
-    unknown = [m for m in chosen if m not in names]
+    if chosen == [AUTO]:
+        return (AUTO,)
+    unknown = [m for m in chosen if m not in (*names, "all")]
     if unknown or not chosen:
         raise YolocamError(
             f"{option}: unknown {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"use all or some of {', '.join(names)}"
+            f"use all or some of {', '.join(names)}, or auto"
         )
     _no_repeats(option, chosen, "method")
+    if "all" in chosen:
+        extra = [m for m in chosen if m != "all"]
+        overlap = [m for m in extra if m in method_names()]
+        if overlap:
+            raise YolocamError(
+                f"{option}: all already has {', '.join(overlap)}; give all alone, all,drise, "
+                "or the names you want"
+            )
+        return (*method_names(), *extra)
     return tuple(chosen)
 
 
@@ -232,6 +284,68 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--iou", type=probability, default=0.45, help="NMS IoU threshold (default 0.45)"
     )
+    parser.add_argument(
+        "--max-detections",
+        type=whole(1),
+        default=DEFAULT_MAX_DETECTIONS,
+        metavar="N",
+        help=f"keep at most N detections, the highest-scoring, after NMS (default "
+        f"{DEFAULT_MAX_DETECTIONS}); a note on stderr says when more were found",
+    )
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """``--target`` and ``--attribute`` (``explain``, ``report``)."""
+    parser.add_argument(
+        "--target",
+        default="detection:0",
+        help="detection:K (K-th detection of `yolocam detect`), class:NAME, or seed "
+        "(the article's whole head output); default detection:0",
+    )
+    parser.add_argument(
+        "--attribute",
+        default="score",
+        choices=ATTRIBUTES,
+        help="which part of a detection is explained: its score (objectness × class "
+        "probability; default), objectness, or a box coordinate x, y, w, h "
+        "(detection targets only)",
+    )
+
+
+def add_method_option(parser: argparse.ArgumentParser) -> None:
+    """``--method`` (``explain``, ``report``): auto or one method, drise included."""
+    from yolocam_core.cams import DEFAULT_METHODS, method_names
+
+    defaults = ", ".join(f"{kind}: {name}" for kind, name in DEFAULT_METHODS.items())
+    parser.add_argument(
+        "--method",
+        default=AUTO,
+        choices=[AUTO, *method_names(black_box=True)],
+        help=f"CAM method (default auto: the target's own, {defaults}); drise is black "
+        "box and slow (one forward pass per mask, see --masks)",
+    )
+
+
+def add_drise_options(parser: argparse.ArgumentParser) -> None:
+    """``--masks`` and ``--drise-seed`` (every command that can run ``drise``)."""
+    from yolocam_core.cams.drise import MAX_MASKS
+
+    group = parser.add_argument_group("D-RISE (with method drise)")
+    group.add_argument(
+        "--masks",
+        type=mask_count,
+        default=None,
+        metavar="N",
+        help=f"random masks, one forward pass each (default {DEFAULT_MASKS}, at most "
+        f"{MAX_MASKS:,}; the paper uses 5,000)",
+    )
+    group.add_argument(
+        "--drise-seed",
+        type=whole(0),
+        default=None,
+        metavar="SEED",
+        help="seed of the random masks: the same seed gives the same maps (default 0)",
+    )
 
 
 def add_map_options(parser: argparse.ArgumentParser) -> None:
@@ -242,6 +356,84 @@ def add_map_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm", default="per-map", choices=CLI_NORMS)
     parser.add_argument("--colormap", default="jet", choices=COLORMAPS)
     parser.add_argument("--opacity", type=probability, default=0.5)
+
+
+def add_explain_options(parser: argparse.ArgumentParser) -> None:
+    """Everything one explanation needs (``explain``, ``report``): the model, the
+    target, the method, D-RISE's and the map options."""
+    add_model_options(parser)
+    add_target_options(parser)
+    add_method_option(parser)
+    add_drise_options(parser)
+    add_map_options(parser)
+
+
+def check_drise_options(args: argparse.Namespace, methods: Sequence[str]) -> None:
+    """Refuse ``--masks``/``--drise-seed`` when no D-RISE map is made (a typo or a
+    forgotten ``--method drise``: the user expects them to matter).
+
+    Raises:
+        YolocamError: one of them given without ``drise`` among ``methods``.
+    """
+    given = [
+        option
+        for option, value in (("--masks", args.masks), ("--drise-seed", args.drise_seed))
+        if value is not None
+    ]
+    if given and "drise" not in methods:
+        raise YolocamError(
+            f"{' and '.join(given)} only apply to D-RISE; add drise to the methods "
+            "(--method drise / --methods …,drise) or leave them out"
+        )
+
+
+def cam_method(name: str, args: argparse.Namespace):
+    """The method to hand the library: ``name``, or for ``drise`` a ``DRise`` with
+    ``--masks`` and ``--drise-seed``."""
+    if name != "drise":
+        return name
+    from yolocam_core.cams import DRise
+
+    masks = DEFAULT_MASKS if args.masks is None else args.masks
+    return DRise(masks=masks, seed=0 if args.drise_seed is None else args.drise_seed)
+
+
+def resolve_method(name: str, kinds: Sequence[str]) -> str:
+    """``auto`` -> the default method of targets of these kinds; any other name as is."""
+    if name != AUTO:
+        return name
+    from yolocam_core.cams import default_method
+
+    return default_method(kinds)
+
+
+@contextmanager
+def drise_progress(method, enabled: bool | None = None) -> Iterator[Callable | None]:
+    """A tqdm bar on stderr while ``method`` (a ``DRise``) runs: yields the
+    ``progress(done, total)`` callback to pass to the explainer, or None for other
+    methods. ``enabled`` None: only when stderr is a terminal."""
+    if getattr(method, "name", method) != "drise":
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(
+        total=method.masks,
+        unit="mask",
+        desc="D-RISE",
+        file=sys.stderr,
+        disable=None if enabled is None else not enabled,
+        dynamic_ncols=True,
+        leave=False,
+    ) as bar:
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.refresh()  # the last state, whatever tqdm's refresh interval
+
+        yield update
 
 
 def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
