@@ -242,13 +242,13 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
 
     # Target changes: pick detections in turn, timing each until its heatmaps' heading
     # shows.
-    page.get_by_role("heading", name="gradcam · person 0.99").first.wait_for()
+    page.get_by_role("heading", name="odam · person 0.99").first.wait_for()
     changes = []
     for k in (3, 0, 1, 2, 3, 0):  # bus.jpg has 6 detections at score ≥ 0.25
         page.get_by_test_id("stSelectbox").filter(has_text="Detection").click()
         option = page.get_by_role("option").nth(k)
         label = option.inner_text()  # e.g. "#3 bus 0.66 · 13×13"
-        wanted = "gradcam · " + label.split(" ", 1)[1].rsplit(" · ", 1)[0]
+        wanted = "odam · " + label.split(" ", 1)[1].rsplit(" · ", 1)[0]
         start = time.perf_counter()
         option.click()
         page.get_by_role("heading", name=wanted).first.wait_for(timeout=60_000)
@@ -258,7 +258,7 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
 
     # A click on a box in the interactive view explains that detection.
     page.locator("[data-testid='yolocamHeatView'] circle.yc-dot[data-index='3']").click()
-    page.get_by_role("heading", name="gradcam · bus 0.66").first.wait_for(timeout=60_000)
+    page.get_by_role("heading", name="odam · bus 0.66").first.wait_for(timeout=60_000)
     assert _selectbox_shows(page, "Detection", "#3 bus 0.66").startswith("#3 bus 0.66")
 
     # (b) One scale, 26×26: the interactive view's selector shows 26×26.
@@ -276,7 +276,7 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
     page.get_by_text("A class", exact=True).click()
     page.get_by_role("heading", name="gradcam · class bus").first.wait_for(timeout=60_000)
     page.get_by_text("One detection", exact=True).click()
-    page.get_by_role("heading", name="gradcam · bus 0.66").first.wait_for(timeout=60_000)
+    page.get_by_role("heading", name="odam · bus 0.66").first.wait_for(timeout=60_000)
 
     # (a) A photo without detections, then one with: the radio shows what is explained.
     page.get_by_role("radiogroup", name="Image").get_by_text("Upload", exact=True).click()
@@ -292,7 +292,7 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
     assert page.get_by_text("only 1×1 px").count() == 1  # too small for the network
     chooser.set_input_files(_darknet_photo("person.jpg"))
     page.get_by_text("person.jpg ·").first.wait_for(timeout=60_000)
-    page.get_by_role("heading", name="gradcam · person 0.99").first.wait_for(timeout=60_000)
+    page.get_by_role("heading", name="odam · person 0.99").first.wait_for(timeout=60_000)
     assert _checked(page, "Explain") == "One detection"
 
     # A bad file: one error, the app keeps running.

@@ -29,6 +29,9 @@ ROW_KEYS = {
     "random_deletion_auc",
     "random_insertion_auc",
     "sanity_spearman",
+    "instance_hit",
+    "support",
+    "drise_spearman",
 }
 SUMMARY_KEYS = {
     "method",
@@ -42,6 +45,9 @@ SUMMARY_KEYS = {
     "insertion_auc",
     "random_insertion_auc",
     "sanity_spearman",
+    "instance_hit",
+    "support",
+    "drise_spearman",
 }
 
 
@@ -57,8 +63,9 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_json_schema(capsys, samples):
     image = str(samples["zidane.jpg"])
     code, out, err = run(
-        capsys, "evaluate", image, "--methods", "gradcam,eigencam", *FAST, "--json"
-    )
+        capsys, "evaluate", image, "--methods", "gradcam,eigencam", *FAST, "--json",
+        "--drise-masks", "100",
+    )  # fmt: skip
     assert code == 0, err
     report = json.loads(out)
     assert set(report) == {"settings", "images", "rows", "summary"}
@@ -79,6 +86,9 @@ def test_json_schema(capsys, samples):
             assert 0 <= row[key] <= 1
         assert row["own_scale"] == (row["scale"] == row["detection_scale"])
         assert row["sanity_spearman"] is None or -1 <= row["sanity_spearman"] <= 1
+        assert isinstance(row["instance_hit"], bool) and 0 < row["support"] <= 1
+        assert -1 <= row["drise_spearman"] <= 1
+    assert report["settings"]["drise_reference"] == {"masks": 100, "seed": 0}
     summary = report["summary"]
     assert [(s["method"], s["scale"]) for s in summary] == [
         ("gradcam", 0),
@@ -105,6 +115,7 @@ def test_table_by_default(capsys, samples):
         "--min-score",
         "0.9",
         "--no-sanity",
+        "--no-drise",
         "--details",
         *FAST,
     )
@@ -113,7 +124,7 @@ def test_table_by_default(capsys, samples):
     assert "bus.jpg: 2 detection(s)" in out  # the 0.99 and 0.93 persons
     assert "Summary over 2 detection(s) in 1 image(s)" in out
     header = next(line for line in out.splitlines() if line.startswith("method"))
-    assert header.split()[:4] == ["method", "scale", "n", "PG"]
+    assert header.split()[:5] == ["method", "scale", "n", "PG", "inst"]
     table = [line for line in out.splitlines() if line.startswith("gradcam ")]
     assert len(table) == 2 and "13×13 · stride 32" in table[0] and "own scale" in table[1]
     assert "At 13×13 · stride 32, " in out and "At each detection's own scale, " in out
@@ -163,3 +174,32 @@ def test_no_detection_is_not_an_error(capsys, samples):
     )
     assert code == 0, err
     assert "no detection at this --score" in out
+
+
+def test_instance_rate_cascade_and_drise_agreement(capsys, samples):
+    """ODAM against Grad-CAM on bus.jpg's confident people: the columns the method
+    choice rests on, with the cascade randomisation bounded by each method's layers."""
+    code, out, err = run(
+        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "gradcam,odam",
+        "--scales", "0", "--min-score", "0.5", "--randomise", "cascade",
+        "--drise-masks", "100", "--drise-seed", "3", "--json", *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["settings"]["sanity"] == "cascade"
+    assert report["settings"]["drise_reference"] == {"masks": 100, "seed": 3}
+    own = {s["method"]: s for s in report["summary"] if s["scale"] == "own"}
+    assert set(own) == {"gradcam", "odam"}
+    for item in own.values():
+        assert 0 <= item["instance_hit"] <= item["pointing_game"] <= 1
+        assert -1 <= item["sanity_spearman"] <= 1 and -1 <= item["drise_spearman"] <= 1
+        assert 0 < item["support"] <= 1
+    # a different D-RISE seed, a different reference
+    code, again, err = run(
+        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "odam", "--scales", "0",
+        "--min-score", "0.5", "--no-sanity", "--drise-masks", "100", "--json", *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    first = [r["drise_spearman"] for r in report["rows"] if r["method"] == "odam"]
+    second = [r["drise_spearman"] for r in json.loads(again)["rows"]]
+    assert len(first) == len(second) >= 2 and first != second

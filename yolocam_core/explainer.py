@@ -36,6 +36,7 @@ from yolocam_core.detector import (
 from yolocam_core.errors import YolocamError
 from yolocam_core.images import load_image
 from yolocam_core.keras_internals import ancestor_names, consumer_names
+from yolocam_core.norms import check_norm
 from yolocam_core.tails import Tail
 from yolocam_core.targets import ScoreContext, Target, TargetWeights, weighted_score
 
@@ -48,9 +49,6 @@ TARGET_CHUNK = 16
 #: targets); below it, crops around one target's cells cost less.
 CONTRACT_FROM = 2
 
-#: Normalisations: ``"auto"`` is ``"shared"`` for detection and class targets (scales
-#: compare honestly) and ``"per-map"`` for the article's whole-output target.
-NORMS = ("auto", "per-map", "shared")
 #: A scale whose score is below this fraction of the strongest scale's score is *weak*:
 #: its map is drawn with a marker, never as a confident map on its own.
 WEAK_RELATIVE = 0.01
@@ -742,7 +740,7 @@ class Explainer:
         if method is None:
             method = default_method(t.kind for t in targets)
         cam = get_method(method)
-        _check_norm(norm)
+        check_norm(norm)
         for target in targets:
             cam.check_target(target)
         fwd = image if isinstance(image, Forward) else self.forward(image)
@@ -810,7 +808,7 @@ class Explainer:
         Bilinear resizing through ``letterbox`` (see :meth:`to_image`), then min–max
         normalisation per map or, with ``norm="shared"``, over all the given maps.
         """
-        _check_norm(norm)
+        check_norm(norm)
         if norm == "auto":
             raise ValueError('heatmaps() needs a resolved norm, "per-map" or "shared"')
         resized = [self.to_image(grid_map, letterbox) for grid_map in grid_maps]
@@ -902,17 +900,12 @@ class Explainer:
             )
 
 
-def _check_norm(norm: str) -> None:
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
-
-
 def resolve_norm(norm: str, target: Target) -> str:
     """``"auto"`` -> ``"per-map"`` for the whole-head-output target (the article's
     view) and for box coordinates (their per-scale scores are positions, not
     strengths), ``"shared"`` for the class score and objectness of detection and class
     targets; other values unchanged."""
-    _check_norm(norm)
+    check_norm(norm)
     if norm != "auto":
         return norm
     return "shared" if target.comparable else "per-map"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from yolocam_core.errors import YolocamError
+from yolocam_core.norms import NORMS
 
 if TYPE_CHECKING:  # yolocam_core.models imports TensorFlow: `yolocam --help` stays fast
     from yolocam_core.models import ModelSpec
@@ -99,7 +100,9 @@ class BatchSettings:
             its rows are repeated per detection of that class, or one row per scale
             if there is none) or ``"seed"`` (the article's whole head output).
         scales: head indices, or None for all.
-        norm: ``"per-map"`` or ``"shared"``.
+        norm: ``"auto"`` (shared across scales for detection and class targets, per
+            map for the whole head output: the library's default), ``"per-map"`` or
+            ``"shared"``.
         colormap: overlay colour map.
         opacity: overlay opacity.
         sheet: also write a side-by-side sheet per target × method.
@@ -119,7 +122,7 @@ class BatchSettings:
     methods: tuple[str, ...] = ("auto",)
     targets: str = "detections"
     scales: tuple[int, ...] | None = None
-    norm: str = "per-map"
+    norm: str = "auto"
     colormap: str = "jet"
     opacity: float = 0.5
     sheet: bool = False
@@ -161,8 +164,8 @@ class BatchSettings:
         if self.scales is not None:
             if not self.scales or len(set(self.scales)) != len(self.scales):
                 raise YolocamError(f"--scales {self.scales}: give each scale once, at least one")
-        if self.norm not in ("per-map", "shared"):
-            raise YolocamError(f"--norm {self.norm!r}: use per-map or shared")
+        if self.norm not in NORMS:
+            raise YolocamError(f"--norm {self.norm!r}: use one of {', '.join(NORMS)}")
         if self.max_detections < 1:
             raise YolocamError(f"--max-detections {self.max_detections}: give at least 1")
         if "drise" in self.methods:

@@ -14,6 +14,8 @@ from yolocam_core.cli.options import (
     add_model_options,
     cam_method,
     check_drise_options,
+    drise_progress,
+    mask_count,
     model_spec_from_args,
     note_detections,
     parse_methods,
@@ -26,18 +28,24 @@ from yolocam_core.cli.options import (
 if TYPE_CHECKING:
     from yolocam_core.evaluate import ImageEvaluation
 
+#: Masks of the D-RISE reference ``evaluate`` compares every map with (``--drise-masks``):
+#: fewer than D-RISE's own default (1,000), since it runs on every image evaluated.
+DRISE_REFERENCE_MASKS = 300
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Add ``evaluate`` to the subcommands."""
     from yolocam_core.evaluate import DEFAULT_SEEDS
-    from yolocam_core.metrics import DEFAULT_STEPS
+    from yolocam_core.metrics import DEFAULT_STEPS, RANDOMISATIONS
 
     parser = sub.add_parser(
         "evaluate",
         help="faithfulness metrics of the maps of every detection",
-        description="For every detection, method and scale: pointing game, energy-based "
-        "pointing game, deletion and insertion AUC (against a random map of the same grid) "
-        "and the model-randomisation Spearman ρ; then a summary table per method × scale.",
+        description="For every detection, method and scale: pointing game, instance rate "
+        "(the peak in the box and in no other box of its class), energy-based pointing "
+        "game, deletion and insertion AUC (against a random map of the same grid), the "
+        "model-randomisation Spearman ρ, the map's support and its Spearman agreement with "
+        "D-RISE's map of the same detection; then a summary table per method × scale.",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     add_model_options(parser)
@@ -78,6 +86,27 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-sanity", action="store_true", help="skip the model-randomisation check"
     )
+    parser.add_argument(
+        "--randomise",
+        choices=RANDOMISATIONS,
+        default="last-two",
+        help="which layers the randomisation check re-initialises: last-two (each head's "
+        "last two convolutions, default) or cascade (every layer from the layer each "
+        "method explains at to the head output, as Adebayo et al.; one copy per method)",
+    )
+    parser.add_argument(
+        "--drise-masks",
+        type=mask_count,
+        default=DRISE_REFERENCE_MASKS,
+        metavar="N",
+        help="masks of the D-RISE reference the maps are compared with (ρ D-RISE column; "
+        f"default {DRISE_REFERENCE_MASKS}, seed --drise-seed)",
+    )
+    parser.add_argument(
+        "--no-drise",
+        action="store_true",
+        help="skip the agreement with D-RISE (one forward pass per mask per image)",
+    )
     add_drise_options(parser)
     parser.add_argument("--details", action="store_true", help="also print the per-detection rows")
     parser.add_argument(
@@ -88,12 +117,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Metrics per detection, method and scale; a summary table (or JSON)."""
+    from yolocam_core.cams import DRise
     from yolocam_core.evaluate import ScoringSettings, evaluate_image, summarize
     from yolocam_core.explainer import Explainer
-    from yolocam_core.metrics import randomised_explainer
+    from yolocam_core.targets import DetectionTarget
 
     methods = tuple(resolve_method(m, ["detection"]) for m in parse_methods(args.methods))
-    check_drise_options(args, methods)
+    if args.drise_seed is not None and "drise" not in methods and not args.no_drise:
+        methods_for_check = (*methods, "drise")  # the seed also seeds the reference
+    else:
+        methods_for_check = methods
+    check_drise_options(args, methods_for_check)
     cams = [cam_method(m, args) for m in methods]
     scales = parse_scales(args.scales)
     spec = model_spec_from_args(args)
@@ -107,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             detector = spec.load()
             detector.check_scales(scales, "--scales")
             explainer = Explainer(detector)
-            random_explainer = None if args.no_sanity else randomised_explainer(explainer)
+            random_explainer = None if args.no_sanity else _randomised(explainer, cams, args)
         if progress:
             print(f"evaluating {path} …", file=sys.stderr, flush=True)
         fwd = explainer.forward(image)
@@ -115,6 +149,13 @@ def run(args: argparse.Namespace) -> int:
         note_detections(path, detections)
         if args.min_score is not None:
             detections = [d for d in detections if d.score >= args.min_score]
+        reference = None
+        if detections and not args.no_drise:
+            drise = DRise(masks=args.drise_masks, seed=args.drise_seed or 0)
+            with drise_progress(drise, progress) as report:
+                reference = explainer.explain_many(
+                    fwd, [DetectionTarget(d) for d in detections], drise, scales, progress=report
+                )
         evaluations.append(
             evaluate_image(
                 explainer,
@@ -125,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 name=path,
                 settings=settings,
                 random_explainer=random_explainer,
+                reference=reference,
             )
         )
     rows = [row for e in evaluations for row in e.rows]
@@ -158,11 +200,33 @@ def _report(args, methods, scales, explainer, evaluations, rows, summary) -> dic
             "steps": args.steps,
             "fill": args.fill,
             "seeds": args.seeds,
-            "sanity": not args.no_sanity,
+            "sanity": None if args.no_sanity else args.randomise,
+            "drise_reference": None
+            if args.no_drise
+            else {"masks": args.drise_masks, "seed": args.drise_seed or 0},
         },
         "images": [detections_report(e.image, e.size, e.detections) for e in evaluations],
         "rows": [row.to_dict() for row in rows],
         "summary": summary,
+    }
+
+
+def _randomised(explainer, cams, args) -> dict:
+    """The randomised copies the sanity check compares with, per method name: one
+    shared copy (last-two), or one per method bounded by its layers (cascade)."""
+    from yolocam_core.cams import get_method
+    from yolocam_core.metrics import randomised_explainer
+
+    names = [getattr(c, "name", c) for c in cams]
+    black_box = [bool(getattr(get_method(n), "black_box", False)) for n in names]
+    shared = None
+    if args.randomise == "last-two" or any(black_box):
+        shared = randomised_explainer(explainer)  # D-RISE reads no layer: last-two
+    if args.randomise == "last-two":
+        return dict.fromkeys(names, shared)
+    return {
+        name: shared if box else randomised_explainer(explainer, mode="cascade", method=cam)
+        for name, cam, box in zip(names, cams, black_box, strict=True)
     }
 
 
@@ -197,23 +261,28 @@ def format_summary(summary: Sequence[dict]) -> str:
     if not summary:
         return "no detections to evaluate"
     header = (
-        f"{'method':<10} {'scale':<18} {'n':>3}  {'PG':>5} {'EPG':>5}  "
-        f"{'del':>5} {'del·rnd':>7}  {'ins':>5} {'ins·rnd':>7}  {'sanity ρ':>8}"
+        f"{'method':<10} {'scale':<18} {'n':>3}  {'PG':>5} {'inst':>5} {'EPG':>5}  "
+        f"{'del':>5} {'del·rnd':>7}  {'ins':>5} {'ins·rnd':>7}  {'sanity ρ':>8} "
+        f"{'support':>7} {'ρ D-RISE':>8}"
     )
     lines = [header, "-" * len(header)]
     for item in summary:
         lines.append(
             f"{item['method']:<10} {item['scale_label']:<18} {item['detections']:>3}  "
-            f"{_fmt(item['pointing_game'], 2):>5} {_fmt(item['energy_pointing_game'], 2):>5}  "
+            f"{_fmt(item['pointing_game'], 2):>5} {_fmt(item.get('instance_hit'), 2):>5} "
+            f"{_fmt(item['energy_pointing_game'], 2):>5}  "
             f"{_fmt(item['deletion_auc']):>5} {_fmt(item['random_deletion_auc']):>7}  "
             f"{_fmt(item['insertion_auc']):>5} {_fmt(item['random_insertion_auc']):>7}  "
-            f"{_fmt(item['sanity_spearman'], 2):>8}"
+            f"{_fmt(item['sanity_spearman'], 2):>8} {_fmt(item.get('support'), 2):>7} "
+            f"{_fmt(item.get('drise_spearman'), 2):>8}"
         )
     lines.append(
-        "PG: pointing game hit rate; EPG: share of the map's mass in the box; del / ins: "
+        "PG: pointing game hit rate; inst: instance rate (the peak in the box and in no "
+        "other box of its class); EPG: share of the map's mass in the box; del / ins: "
         "deletion (lower is better) / insertion (higher is better) AUC of the detection's "
         "score, rnd: a random map of the same grid; sanity ρ: Spearman with the "
-        "randomised model's map (near 0 passes)."
+        "randomised model's map (near 0 passes); support: share of the map's cells above "
+        "zero; ρ D-RISE: Spearman with D-RISE's map of the same detection."
     )
     return "\n".join(lines)
 
@@ -225,9 +294,10 @@ def format_rows(evaluation: ImageEvaluation) -> str:
         lines.append(
             f"  #{row.detection:<2} {row.class_name:<12} {row.score:.2f}  {row.method:<10} "
             f"{row.scale_label:<18}{'*' if row.own_scale else ' '} "
-            f"PG {'hit ' if row.pointing_game else 'miss'}  EPG {row.energy_pointing_game:.2f}  "
+            f"PG {'hit ' if row.pointing_game else 'miss'}  "
+            f"inst {'hit ' if row.instance_hit else 'miss'}  EPG {row.energy_pointing_game:.2f}  "
             f"del {row.deletion_auc:.3f} (rnd {row.random_deletion_auc:.3f})  "
             f"ins {row.insertion_auc:.3f} (rnd {row.random_insertion_auc:.3f})  "
-            f"ρ {_fmt(row.sanity_spearman, 2)}"
+            f"ρ {_fmt(row.sanity_spearman, 2)}  ρ D-RISE {_fmt(row.drise_spearman, 2)}"
         )
     return "\n".join(lines)

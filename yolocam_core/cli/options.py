@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from yolocam_core.errors import YolocamError, for_option
+from yolocam_core.norms import NORMS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-#: Map normalisations the commands offer (the library's ``"auto"`` is not offered yet).
-CLI_NORMS = ("per-map", "shared")
+#: Map normalisations the commands offer: the library's.
+CLI_NORMS = NORMS
 COLORMAPS = ("jet", "turbo", "viridis")
 #: ``--method auto``: the target kind's default (:func:`yolocam_core.cams.default_method`).
 AUTO = "auto"
@@ -353,7 +354,14 @@ def add_map_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scales", default="all", help="'all' or comma-separated head indices, e.g. 0,1"
     )
-    parser.add_argument("--norm", default="per-map", choices=CLI_NORMS)
+    parser.add_argument(
+        "--norm",
+        default="auto",
+        choices=CLI_NORMS,
+        help="auto (default): one colour scale shared by every scale for a detection or "
+        "a class, so that a weak scale looks faint; per map for the whole head output and "
+        "box coordinates. per-map: each map stretched to its own range (the article)",
+    )
     parser.add_argument("--colormap", default="jet", choices=COLORMAPS)
     parser.add_argument("--opacity", type=probability, default=0.5)
 
