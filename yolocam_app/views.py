@@ -385,9 +385,12 @@ def scales_ui(ctx: Context) -> tuple[int, ...]:
 
 
 def explanation_heading(explanation: Explanation, about_method: bool = True) -> None:
-    """``"<method> · <target>"`` and, under it, what "score" means, the normalisation
-    and (``about_method``) what the method's maps are (:func:`method_caption`)."""
-    st.subheader(f"{explanation.method} · {explanation.target}")
+    """``"<method> · <target>"`` (``"every method · <target>"`` without
+    ``about_method``, for a page of several methods) and, under it, what "score"
+    means, the normalisation and (``about_method``) what the method's maps are
+    (:func:`method_caption`)."""
+    method = explanation.method if about_method else "every method"
+    st.subheader(f"{method} · {explanation.target}")
     note = explanation.score_note or ""
     st.caption(
         f"{note[0].upper() + note[1:] if note else ''}. "
