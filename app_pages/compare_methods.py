@@ -5,15 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from yolocam_app import methods, sidebar
-from yolocam_app.state import choice, kept
 from yolocam_app.views import (
     chosen_detection,
     colorbar_image,
     context_or_stop,
-    drise_ui,
     explain_shown,
     explanation_heading,
     map_caption,
+    methods_ui,
     notes_ui,
     refused_ui,
     static_photo,
@@ -33,36 +32,18 @@ with controls[0]:
     kind = target_ui(ctx, part="kind")
 with controls[1]:
     target = target_ui(ctx, part="choice", kind=kind, attribute=True)
-offered, refused = methods.offered(target.build(ctx.detections))
-fast = [m for m in offered if not methods.is_black_box(m)]
-slow = [m for m in offered if methods.is_black_box(m)]
 with controls[2]:
-    chosen_methods = choice(
-        st.multiselect,
-        "Methods",
-        fast,
+    rows, refused = methods_ui(
+        target.build(ctx.detections),
         key="compare_methods",
-        default=fast,
+        default=None,
         fallback=list,
-        multi=True,
-        format_func=methods.method_label,
-        help=methods.method_help(fast),
+        drise_help="D-RISE measures which image regions the detection needs from the "
+        "model's outputs on randomly masked copies of the photo: the reference the "
+        "gradient maps are checked against. Every detection of the photo comes from the "
+        "same masks.",
     )
-    # D-RISE is opt-in: one forward pass per mask (seconds to minutes).
-    drise = kept(
-        st.toggle,
-        "D-RISE too (black box, slow)",
-        key="compare_drise",
-        default=False,
-        disabled=not slow,
-        help="D-RISE measures which image regions the detection needs from the model's "
-        "outputs on randomly masked copies of the photo: the reference the gradient maps "
-        "are checked against. Every detection of the photo comes from the same masks.",
-    )
-    if drise and slow:
-        drise_ui()
     refused_ui(refused)
-rows = chosen_methods + (slow if drise else [])
 notes_ui(ctx)
 chosen = chosen_detection(ctx)
 scales = tuple(range(len(ctx.detector.heads)))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from yolocam_app import faithfulness, methods, sidebar
-from yolocam_app.state import choice, kept, remembered
+from yolocam_app.state import choice, remembered
 from yolocam_app.views import (
     context_or_stop,
-    drise_ui,
     masks_text,
+    methods_ui,
     notes_ui,
     static_photo,
     target_ui,
@@ -38,36 +38,17 @@ controls = st.columns([3, 4, 3])
 with controls[0]:
     spec = target_ui(ctx, part="choice", kind="One detection")
     static_photo(ctx, spec.index, caption="the measured detection highlighted")
-offered, _ = methods.offered(spec.build(ctx.detections))
-fast = [m for m in offered if not methods.is_black_box(m)]
-slow = [m for m in offered if methods.is_black_box(m)]
 # ODAM (instance) and Grad-CAM (class) by default, and the method chosen on Explore.
 explored = remembered("method")
-defaults = ["odam", "gradcam"] + ([explored] if explored in fast else [])
 with controls[1]:
-    chosen_methods = choice(
-        st.multiselect,
-        "Methods",
-        fast,
+    methods_measured, _ = methods_ui(
+        spec.build(ctx.detections),
         key="faith_methods",
-        default=[m for m in dict.fromkeys(defaults) if m in fast],
-        multi=True,
-        format_func=methods.method_label,
-        help=methods.method_help(fast),
-    )
-    drise = kept(
-        st.toggle,
-        "D-RISE too (black box, slow)",
-        key="faith_drise",
-        default=False,
-        disabled=not slow,
-        help="D-RISE's map of this detection, measured like the others (with the "
+        default=["odam", "gradcam", *([explored] if explored else [])],
+        drise_help="D-RISE's map of this detection, measured like the others (with the "
         "model-randomisation check, D-RISE runs twice: on the model and on its "
         "randomised copy).",
     )
-    if drise and slow:
-        drise_ui()
-methods_measured = chosen_methods + (slow if drise else [])
 with controls[2]:
     steps = st.select_slider(
         "Steps", [8, 16, 32, 64], value=DEFAULT_STEPS, key="faith_steps", help="pixel fractions"

@@ -318,6 +318,54 @@ def method_ui(ctx: Context, target: TargetSpec, key: str = "method") -> str:
     return name
 
 
+def methods_ui(
+    target,
+    key: str,
+    default: list[str] | None,
+    drise_help: str,
+    fallback=None,
+) -> tuple[list[str], dict[str, str]]:
+    """Several methods for one target (Compare, Faithfulness): a multiselect of the fast
+    methods that accept it and an opt-in toggle for the black-box ones (D-RISE: one
+    forward pass per mask, seconds to minutes), with its settings while on.
+
+    Args:
+        target: the built :class:`~yolocam_core.targets.Target`.
+        key: where the choice is remembered (``"<key>_drise"`` for the toggle).
+        default: the methods chosen before any choice (None: every fast one).
+        drise_help: the toggle's help.
+        fallback: see :func:`yolocam_app.state.choice`.
+
+    Returns:
+        (the chosen methods, black-box ones last; {refused method: the reason}).
+    """
+    offered, refused = methods.offered(target)
+    fast = [m for m in offered if not methods.is_black_box(m)]
+    slow = [m for m in offered if methods.is_black_box(m)]
+    chosen = choice(
+        st.multiselect,
+        "Methods",
+        fast,
+        key=key,
+        default=fast if default is None else [m for m in dict.fromkeys(default) if m in fast],
+        fallback=fallback,
+        multi=True,
+        format_func=methods.method_label,
+        help=methods.method_help(fast),
+    )
+    drise = kept(
+        st.toggle,
+        "D-RISE too (black box, slow)",
+        key=f"{key}_drise",
+        default=False,
+        disabled=not slow,
+        help=drise_help,
+    )
+    if drise and slow:
+        drise_ui()
+    return list(chosen) + (slow if drise else []), refused
+
+
 def refused_ui(refused: dict[str, str]) -> None:
     """A caption naming the methods not offered for this target, and why."""
     if refused:
