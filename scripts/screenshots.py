@@ -74,7 +74,7 @@ def main() -> None:
                 timeout=120_000
             )
             page.wait_for_function(
-                "document.querySelectorAll(\"[data-testid='stImage']\").length >= 12",
+                "document.querySelectorAll(\"[data-testid='stImage']\").length >= 15",
                 timeout=120_000,
             )
             time.sleep(2)

@@ -78,14 +78,48 @@ def test_attribute_changes_what_is_explained(app):
     assert not app.exception and not app.error
 
 
-def test_drise_on_explore_with_its_options(app):
+def test_drise_on_explore_with_its_options(app, monkeypatch):
+    """D-RISE with the remembered mask count (part of the cache key: the caption names
+    it), computed on a worker that reports progress to the page's bar."""
+    from yolocam_core.explainer import Explainer
+
+    reports = []
+    original = Explainer.explain_many
+
+    def explain_many(self, *args, progress=None, **kwargs):
+        if progress is not None:
+
+            def spy(done, total):
+                reports.append((done, total))
+                progress(done, total)
+
+            return original(self, *args, progress=spy, **kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Explainer, "explain_many", explain_many)
+    app.session_state[methods.DRISE_MASKS_KEY] = 100  # before choosing it: one run
     widget(app, "selectbox", "method").set_value("drise").run()
     assert not app.exception and not app.error, [e.value for e in app.error]
-    masks = widget(app, "select_slider", methods.DRISE_MASKS_KEY)
-    assert masks.value == methods.DRISE_DEFAULT_MASKS
-    masks.set_value(100).run()
-    assert not app.exception and not app.error
+    assert widget(app, "select_slider", methods.DRISE_MASKS_KEY).value == 100
     assert heading(app).startswith("drise · person")
     assert len(overlay_captions(app)) == 2  # a map per head, from the same masks
-    assert any("D-RISE maps from" in c.value for c in app.caption)
-    assert app.session_state[methods.DRISE_MASKS_KEY] == 100
+    captions = " ".join(c.value for c in app.caption)
+    assert "D-RISE maps from" in captions and "100 masks" in captions
+    assert reports and reports[-1] == (100, 100)
+    # Another seed: another map (not the cached one).
+    app.session_state[methods.DRISE_SEED_KEY] = 7
+    app.run()
+    assert "seed 7" in " ".join(c.value for c in app.caption)
+
+
+def test_drise_is_opt_in_on_compare(app):
+    app.session_state[methods.DRISE_MASKS_KEY] = 100
+    app.switch_page("app_pages/compare_methods.py").run()
+    rows = [m.value for m in app.markdown if m.value.startswith("**D-RISE")]
+    assert not rows  # off by default: slow
+    app.toggle(key="compare_methods_drise@kept").set_value(True).run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    rows = [m.value for m in app.markdown if m.value.startswith("**D-RISE")]
+    assert len(rows) == 1
+    panels = [c for i in app.get("image") for c in i.captions if c.startswith("score ")]
+    assert len(panels) == 8 * 2  # seven fast methods and D-RISE, two scales each

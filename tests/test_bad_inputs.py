@@ -228,6 +228,14 @@ def test_bad_numbers_are_usage_errors(capsys, argv, message):
         (["batch", "{dir}", "--out", "{out}", "--scales", "0,0"], "scale 0 given more"),
         (["batch", "{dir}", "--out", "{out}", "--targets", "detection:0"], "use detections"),
         (["batch", "{dir}", "--out", "{dir}"], "is the input folder"),
+        (
+            ["batch", "{dir}", "--out", "{out}", "--targets", "seed", "--methods", "gradcam"],
+            "gradcam cannot explain the whole head output",
+        ),
+        (
+            ["batch", "{dir}", "--out", "{out}", "--targets", "class:dog", "--methods", "drise"],
+            "drise explains one detection",
+        ),
     ],
 )
 def test_evaluate_and_batch_options_are_checked_before_loading_the_model(

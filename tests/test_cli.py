@@ -263,6 +263,28 @@ def test_refused_method_target_pairs_are_one_line(capsys, samples, tmp_path, arg
     assert len(lines) == 1 and lines[0].startswith("yolocam: error: ") and message in lines[0]
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--target", "seed", "--method", "gradcam"),
+        ("--target", "class:bus", "--method", "drise"),
+        ("--target", "seed", "--attribute", "x"),
+    ],
+)
+def test_pairs_known_from_the_text_are_refused_before_the_model_loads(
+    capsys, samples, tmp_path, monkeypatch, argv
+):
+    from yolocam_core.models import ModelSpec
+
+    def load(self):
+        raise AssertionError("the model was loaded before the refusal")
+
+    monkeypatch.setattr(ModelSpec, "load", load)
+    code, out, err = run(capsys, "explain", str(samples["bus.jpg"]), *argv, "--out", str(tmp_path))
+    assert code == 1 and out == "" and "the model was loaded" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("yolocam: error: ")
+
+
 def test_masks_beyond_the_library_limit_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["explain", "x.jpg", "--method", "drise", "--masks", "20001"])

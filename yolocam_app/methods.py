@@ -9,7 +9,7 @@ settings (drawn by :func:`yolocam_app.views.drise_ui`).
 
 from __future__ import annotations
 
-from yolocam_core.cams import DRise, default_method, get_method, method_names
+from yolocam_core.cams import DRise, default_method, get_method, is_black_box, method_names
 from yolocam_core.cams.base import CamMethod
 from yolocam_core.errors import YolocamError
 from yolocam_core.targets import Target
@@ -39,11 +39,6 @@ def all_methods() -> list[str]:
 def title(name: str) -> str:
     """A method's title, e.g. ``"D-RISE"``."""
     return get_method(name).title
-
-
-def is_black_box(name: str) -> bool:
-    """Whether a method works from masked images (D-RISE): seconds, not milliseconds."""
-    return bool(getattr(get_method(name), "black_box", False))
 
 
 def is_target_independent(name: str) -> bool:

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import streamlit as st
 
+from yolocam_core.cams import is_black_box
 from yolocam_core.detector import DEFAULT_MAX_DETECTIONS, Detections
 from yolocam_core.errors import YolocamError
 from yolocam_core.explainer import Explainer, Explanation
@@ -148,8 +149,6 @@ def check_upload_size(kind: str, file_name: str, size: int) -> None:
 #: than this many seconds, and at most :data:`MAX_UPLOAD_FOLDERS` folders exist at once.
 UPLOAD_FOLDER_TTL_S = 3600.0
 MAX_UPLOAD_FOLDERS = 8
-#: Where each uploaded file goes in its folder, by role.
-UPLOAD_ROLES = ("cfg", "weights", "keras")
 
 
 def uploads_dir() -> Path:
@@ -212,14 +211,17 @@ def _prune_uploads(keep: Path) -> None:
     root = uploads_dir()
     if not root.is_dir():
         return
-    folders = sorted(
-        (p for p in root.iterdir() if p.is_dir() and p != keep),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
+    folders = []
+    for path in root.iterdir():
+        try:  # another session's load may remove its own folder meanwhile
+            if path.is_dir() and path != keep:
+                folders.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    folders.sort(reverse=True)
     now = time.time()
-    for k, folder in enumerate(folders):
-        if k >= MAX_UPLOAD_FOLDERS - 1 or now - folder.stat().st_mtime > UPLOAD_FOLDER_TTL_S:
+    for k, (mtime, folder) in enumerate(folders):
+        if k >= MAX_UPLOAD_FOLDERS - 1 or now - mtime > UPLOAD_FOLDER_TTL_S:
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -262,7 +264,7 @@ def uploaded_explainer(
 
 #: Photos fetched into the project's ignored ``.cache/`` (none is in the repository):
 #: glob patterns, in menu order. ``.cache/samples/`` holds what
-#: ``scripts/screenshots.py`` fetches (public-domain photos from Debian packages);
+#: ``scripts/fetch-samples.sh`` fetches (public-domain photos from Debian packages);
 #: ``.cache/darknet/`` what ``scripts/test-deps.sh`` unpacks (Debian's ``darknet``).
 CACHED_SAMPLES = (
     ".cache/samples/*.jpg",
@@ -372,14 +374,6 @@ def work_slot(method: str, what: str):
     """The slot a computation of ``method`` holds: :func:`slow` for black-box methods,
     else :func:`heavy`."""
     return slow(what) if is_black_box(method) else heavy(what)
-
-
-def is_black_box(method: str) -> bool:
-    """Whether a method works from masked images (D-RISE: all targets share the masks,
-    so they are explained in one call, not in chunks, and every head at once)."""
-    from yolocam_core.cams import get_method
-
-    return bool(getattr(get_method(method), "black_box", False))
 
 
 def _explain_many(

@@ -20,7 +20,7 @@ from yolocam_core.render import COLORMAPS
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 NORM_LABELS = {
-    "auto": "Auto: shared (per map for the whole head output)",
+    "auto": "Auto: shared (per map for the whole head output and box coordinates)",
     "shared": "Shared across scales",
     "per-map": "Per map (as the article)",
 }
@@ -28,8 +28,9 @@ NORM_HELP = (
     "Shared: one colour scale for every scale's map, so a scale whose score is small "
     "looks faint: colours compare between scales. Per map: each map stretched to its "
     "own range, as the article did (a weak scale then looks as confident as a strong "
-    "one; it is marked 'weak'). Auto, the default, is shared for a detection or a class "
-    "and per map for the whole head output, whose score has no sign."
+    "one; it is marked 'weak'). Auto, the default, is shared for a detection's or a "
+    "class's score or objectness, and per map for the whole head output (its score has "
+    "no sign) and for a box coordinate (a position, not a strength)."
 )
 #: Page files, their titles, icons and URL paths. The folder is not called pages/:
 #: Streamlit would run a page file from there on its own, without the entrypoint

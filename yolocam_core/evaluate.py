@@ -355,7 +355,7 @@ def evaluate_image(
         )
     for method in methods:
         randomised = (
-            random_explainer.get(method)
+            random_explainer.get(getattr(method, "name", method))
             if isinstance(random_explainer, Mapping)
             else random_explainer
         )

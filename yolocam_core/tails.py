@@ -334,8 +334,8 @@ def spatial_layers_before_head(model: keras.Model, head_output: str) -> list[str
         and all the head reads (a head of 1×1 layers over it sees one location).
 
     Raises:
-        YolocamError: a layer on the way has no input (the head is not fed by the
-            model's input).
+        YolocamError: the head output itself has several inputs, or a layer on the
+            way has none (the head is not fed by the model's input).
     """
     layer = model.get_layer(head_output)
     chain = [layer.name]

@@ -15,6 +15,7 @@ from yolocam_core.errors import YolocamError
 from yolocam_core.norms import NORMS
 
 if TYPE_CHECKING:  # yolocam_core.models imports TensorFlow: `yolocam --help` stays fast
+    from yolocam_core.cams.base import CamMethod
     from yolocam_core.models import ModelSpec
 
 #: Bump when the per-image folder layout or the rows change: older markers then
@@ -170,8 +171,14 @@ class BatchSettings:
             raise YolocamError(f"--max-detections {self.max_detections}: give at least 1")
         if "drise" in self.methods:
             self.method_for("drise")  # DRise checks its options
+        if self.targets == "seed" or kind == "class":  # every image would fail: refuse now
+            from yolocam_core.targets import TargetSpec
 
-    def method_for(self, method: str, kinds: Sequence[str] = ("detection",)):
+            target = TargetSpec(kind, 0 if kind == "class" else -1).build(())
+            for method in self.methods:
+                get_method(self.method_for(method, (kind,))).check_target(target)
+
+    def method_for(self, method: str, kinds: Sequence[str] = ("detection",)) -> str | CamMethod:
         """The method to explain targets of these kinds with: ``auto`` resolved, and
         for ``drise`` a ``DRise`` with :attr:`drise_masks` and :attr:`drise_seed`."""
         from yolocam_core.cams import DRise, default_method

@@ -44,8 +44,17 @@ def method_names(black_box: bool = False) -> list[str]:
     return [name for name, cls in METHODS.items() if black_box or not cls.black_box]
 
 
+def is_black_box(method: str | CamMethod) -> bool:
+    """Whether a method (a name or an instance) works from masked images, one forward
+    pass per mask (D-RISE): seconds, not milliseconds; it reads no layer, and every
+    target of an image comes from the same masks."""
+    if isinstance(method, str):
+        method = get_method(method)
+    return bool(getattr(method, "black_box", False))
+
+
 #: The method each target kind is explained with when none is named, chosen by
-#: measurement (README, "Which method"): ODAM for one detection (instance-specific; best
+#: measurement (README, "Faithfulness"): ODAM for one detection (instance-specific; best
 #: pointing, instance and deletion scores and agreement with D-RISE on the evaluation
 #: set), Grad-CAM for a class (every instance of it), the article's for its own target.
 DEFAULT_METHODS: dict[str, str] = {"detection": "odam", "class": "gradcam", "seed": "seed"}
@@ -117,6 +126,7 @@ __all__ = [
     "SeedCAM",
     "default_method",
     "get_method",
+    "is_black_box",
     "method_layers",
     "method_names",
 ]

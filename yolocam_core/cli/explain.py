@@ -63,6 +63,13 @@ def check_early(args: argparse.Namespace) -> tuple[int, ...] | None:
     scales = parse_scales(args.scales)
     check_target(args.target)
     check_drise_options(args, [args.method])  # auto is never drise
+    kind = args.target.strip().partition(":")[0]
+    if kind in ("class", "seed"):  # the pair is known from the text: refuse it now
+        from yolocam_core.cams import get_method
+        from yolocam_core.targets import TargetSpec
+
+        spec = TargetSpec(kind, 0 if kind == "class" else -1, args.attribute)
+        get_method(resolve_method(args.method, [kind])).check_target(spec.build(()))
     return scales
 
 
