@@ -275,8 +275,12 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
     # A class.
     page.get_by_text("A class", exact=True).click()
     page.get_by_role("heading", name="gradcam · class bus").first.wait_for(timeout=60_000)
+    assert _selectbox_shows(page, "Method", "Grad-CAM").startswith("Grad-CAM")
     page.get_by_text("One detection", exact=True).click()
     page.get_by_role("heading", name="odam · bus 0.66").first.wait_for(timeout=60_000)
+    # The method menu comes back (other options, then these again) showing the method
+    # used, not its first option.
+    assert _selectbox_shows(page, "Method", "ODAM").startswith("ODAM")
 
     # (a) A photo without detections, then one with: the radio shows what is explained.
     page.get_by_role("radiogroup", name="Image").get_by_text("Upload", exact=True).click()

@@ -28,9 +28,22 @@ _MISSING = object()
 
 
 def widget_key(key: str, labels: Sequence[str]) -> str:
-    """The key of the widget that shows choice ``key`` with these option labels."""
+    """The key of the widget that shows choice ``key`` with these option labels:
+    ``"<key>@<digest of the labels>.<generation>"``.
+
+    The generation grows whenever the labels differ from those of the run before, so
+    that a widget that comes back (options A, then B, then A again) is a widget the
+    browser has never seen: a re-mounted widget under an old key can show its first
+    option while the page uses another value (seen in a real browser across fragment
+    reruns), and a user's next click would then adopt that wrong value.
+    """
     digest = hashlib.sha1("\x1f".join(labels).encode("utf-8")).hexdigest()[:10]
-    return f"{key}@{digest}"
+    last_key = f"{key}@last"
+    last_digest, generation = st.session_state.get(last_key, (digest, 0))
+    if last_digest != digest:
+        generation += 1
+    st.session_state[last_key] = (digest, generation)
+    return f"{key}@{digest}.{generation}"
 
 
 def remembered(key: str, default: Any = None) -> Any:
