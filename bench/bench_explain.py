@@ -16,13 +16,14 @@ shared machine hits all alike), and the medians compared:
         target (as a user would: its defaults expand and normalise the map)
     f   ODAM, one target (the first detection) at every scale, from the image array
     g   ODAM, every detection (up to 20) at every scale: ``explain_many``
+    g20 ODAM, 20 detections (at a lower threshold) at every scale: the issue's bound
     h   D-RISE with --drise-masks masks (default 1,000) for every detection of the
         image from the same masks, against as many single compiled forwards (a):
         timed in 10 interleaved chunks (a tenth of the masks, with its own seed, then
         a tenth of the forwards), so that load hits both alike; the D-RISE time
         includes its per-call set-up ten times.
 
-Goals: b/a <= 2, c/a <= 3, d/b >= 10, f/a <= 1.5, g/a <= 2, h/(N·a) <= 0.5.
+Goals: b/a <= 2, c/a <= 3, d/b >= 10, f/a <= 1.5, g/a <= 2, g20/a <= 2, h/(N·a) <= 0.5.
 
 Usage:
     .venv/bin/python bench/bench_explain.py [--repeats 15] [--warmup 3] [--profile]
@@ -139,6 +140,10 @@ def main() -> None:
             f"odam explain_many {len(targets)} detections, all scales",
             lambda: explainer.explain_many(image, targets, "odam"),
         ),
+        "g20": (
+            f"odam explain_many {len(many)} detections, all scales",
+            lambda: explainer.explain_many(image, many, "odam"),
+        ),
     }
     for _ in range(args.warmup):
         for _, run in cases.values():
@@ -202,6 +207,7 @@ def main() -> None:
         ("e/b", med["e"] / med["b"], "tf-keras-vis over ours"),
         ("f/a", med["f"] / med["a"], "goal <= 1.5"),
         ("g/a", med["g"] / med["a"], "goal <= 2"),
+        ("g20/a", med["g20"] / med["a"], "goal <= 2"),
         ("h/Na", drise_s / single_s, "goal <= 0.5 (batching must pay)"),
     ]
     for name, value, goal in rows:
@@ -224,6 +230,7 @@ def main() -> None:
                 ("e", "b"),
                 ("f", "a"),
                 ("g", "a"),
+                ("g20", "a"),
             )
         )
     )
