@@ -491,6 +491,21 @@ def display_width(image: np.ndarray, max_height: int = 480) -> int | str:
     return "stretch"
 
 
+#: JPEG quality of the images the page shows (Streamlit encodes arrays at 100: about
+#: 5× the bytes for no visible difference, and more to send and decode per change).
+JPEG_QUALITY = 88
+
+
+def jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """(H, W, 3) uint8 RGB -> JPEG bytes, for ``st.image`` (which shows them as they are)."""
+    ok, data = cv2.imencode(
+        ".jpg", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB array
+        raise ValueError("could not encode the image as JPEG")
+    return data.tobytes()
+
+
 def overlays_ui(ctx: Context, explanation: Explanation, columns=None, legend=None) -> None:
     """One column per scale: the overlay (weak and own scales marked) captioned with its
     scale, score and share; a colour bar in ``legend``."""
@@ -499,12 +514,7 @@ def overlays_ui(ctx: Context, explanation: Explanation, columns=None, legend=Non
     columns = columns if columns is not None else st.columns(len(panels))
     width = display_width(ctx.view)
     for column, panel, m in zip(columns, panels, explanation.maps, strict=True):
-        column.image(
-            panel,
-            caption=map_caption(explanation, m),
-            width=width,
-            output_format="JPEG",
-        )
+        column.image(jpeg(panel), caption=map_caption(explanation, m), width=width)
     if legend is not None:
         legend.image(
             colorbar_image(s.colormap, explanation.norm),
@@ -570,10 +580,9 @@ def static_photo(ctx: Context, chosen: int | None, caption: str | None = None, w
     # Labels about 1/22 of the photo's side: readable where it is drawn small.
     font = max(12, round(max(ctx.view.shape[:2]) / 22))
     st.image(
-        render.draw_detections(ctx.view, boxes, highlight=chosen, font_size=font),
+        jpeg(render.draw_detections(ctx.view, boxes, highlight=chosen, font_size=font)),
         caption=caption,
         width=width,
-        output_format="JPEG",
     )
 
 
