@@ -172,11 +172,10 @@ class BatchSettings:
         if "drise" in self.methods:
             self.method_for("drise")  # DRise checks its options
         if self.targets == "seed" or kind == "class":  # every image would fail: refuse now
-            from yolocam_core.targets import TargetSpec
+            from yolocam_core.cams import check_kind
 
-            target = TargetSpec(kind, 0 if kind == "class" else -1).build(())
             for method in self.methods:
-                get_method(self.method_for(method, (kind,))).check_target(target)
+                check_kind(self.method_for(method, (kind,)), kind)
 
     def method_for(self, method: str, kinds: Sequence[str] = ("detection",)) -> str | CamMethod:
         """The method to explain targets of these kinds with: ``auto`` resolved, and

@@ -53,6 +53,24 @@ def is_black_box(method: str | CamMethod) -> bool:
     return bool(getattr(method, "black_box", False))
 
 
+def check_kind(method: str | CamMethod, kind: str, attribute: str = "score") -> None:
+    """Refuse ``method`` for targets of ``kind`` (``"class"`` or ``"seed"``), with the
+    method's own reason, before any image is read: for these kinds the answer does not
+    depend on the image or the class. A detection target is checked once it is built
+    (by the explainer), since it needs a detection; ``"detection"`` passes here.
+
+    Raises:
+        YolocamError: the method cannot explain such a target (the message says what to
+            use instead).
+    """
+    if kind == "detection":
+        return
+    from yolocam_core.targets import TargetSpec  # imports TensorFlow
+
+    stand_in = TargetSpec(kind, 0 if kind == "class" else -1, attribute).build(())
+    get_method(method).check_target(stand_in)
+
+
 #: The method each target kind is explained with when none is named, chosen by
 #: measurement (README, "Faithfulness"): ODAM for one detection (instance-specific; best
 #: pointing, instance and deletion scores and agreement with D-RISE on the evaluation
@@ -124,6 +142,7 @@ __all__ = [
     "HiResCAM",
     "LayerCAM",
     "SeedCAM",
+    "check_kind",
     "default_method",
     "get_method",
     "is_black_box",

@@ -63,13 +63,11 @@ def check_early(args: argparse.Namespace) -> tuple[int, ...] | None:
     scales = parse_scales(args.scales)
     check_target(args.target)
     check_drise_options(args, [args.method])  # auto is never drise
-    kind = args.target.strip().partition(":")[0]
-    if kind in ("class", "seed"):  # the pair is known from the text: refuse it now
-        from yolocam_core.cams import get_method
-        from yolocam_core.targets import TargetSpec
+    kind = args.target.strip().partition(":")[0]  # its form was just checked
+    if kind != "detection":  # the pair is known from the text: refuse it now
+        from yolocam_core.cams import check_kind
 
-        spec = TargetSpec(kind, 0 if kind == "class" else -1, args.attribute)
-        get_method(resolve_method(args.method, [kind])).check_target(spec.build(()))
+        check_kind(resolve_method(args.method, [kind]), kind, args.attribute)
     return scales
 
 
@@ -169,23 +167,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def resolve_target(args: argparse.Namespace, class_names) -> tuple:
-    """The ``--target``/``--attribute`` spec and the method (``auto`` resolved), checked
-    together: a refused method/target pair is one line (the library's reason).
+    """The ``--target``/``--attribute`` spec, with the model's class names, and the
+    method (``auto`` resolved). Pairs known from the text were refused by
+    :func:`check_early`; a detection's pair is checked by the explainer once built.
 
     Returns:
         (:class:`~yolocam_core.targets.TargetSpec`, method name).
 
     Raises:
-        YolocamError: a bad target or attribute, or a method that cannot explain it.
+        YolocamError: a bad target or attribute (e.g. an unknown class).
     """
-    from yolocam_core.cams import get_method
     from yolocam_core.targets import TargetSpec
 
     try:
         target_spec = TargetSpec.parse(args.target, class_names, args.attribute)
     except YolocamError as exc:
         raise for_option(exc, "--target") from None
-    method = resolve_method(args.method, [target_spec.kind])
-    if target_spec.kind != "detection":  # known before detecting: refuse early
-        get_method(method).check_target(target_spec.build(()))
-    return target_spec, method
+    return target_spec, resolve_method(args.method, [target_spec.kind])
