@@ -77,21 +77,30 @@ EXPLAIN_CHUNK = 4
 
 
 @contextlib.contextmanager
+def _held(slots: threading.BoundedSemaphore, busy: str) -> Iterator[None]:
+    """Hold one of ``slots``; YolocamError(``busy``) when none frees up within
+    :data:`HEAVY_WAIT_S` seconds."""
+    if not slots.acquire(timeout=HEAVY_WAIT_S):
+        raise YolocamError(busy)
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+@contextlib.contextmanager
 def heavy(what: str = "this") -> Iterator[None]:
     """Hold one of the server's :data:`HEAVY_SLOTS` while computing.
 
     Raises:
         YolocamError: no slot within :data:`HEAVY_WAIT_S` seconds.
     """
-    if not _HEAVY.acquire(timeout=HEAVY_WAIT_S):
-        raise YolocamError(
-            f"the server is busy with other requests and could not start {what} within "
-            f"{HEAVY_WAIT_S:.0f} s; try again in a minute"
-        )
-    try:
+    busy = (
+        f"the server is busy with other requests and could not start {what} within "
+        f"{HEAVY_WAIT_S:.0f} s; try again in a minute"
+    )
+    with _held(_HEAVY, busy):
         yield
-    finally:
-        _HEAVY.release()
 
 
 @st.cache_resource(show_spinner="Loading the model (converted once, then cached on disk)…")
@@ -358,16 +367,12 @@ def slow(what: str = "this") -> Iterator[None]:
     Raises:
         YolocamError: no slot within :data:`HEAVY_WAIT_S` seconds.
     """
-    if not _SLOW.acquire(timeout=HEAVY_WAIT_S):
-        raise YolocamError(
-            f"another session is computing a slow (black-box) method and {what} could not "
-            f"start within {HEAVY_WAIT_S:.0f} s; try again in a minute, or use fewer masks"
-        )
-    try:
-        with heavy(what):
-            yield
-    finally:
-        _SLOW.release()
+    busy = (
+        f"another session is computing a slow (black-box) method and {what} could not "
+        f"start within {HEAVY_WAIT_S:.0f} s; try again in a minute, or use fewer masks"
+    )
+    with _held(_SLOW, busy), heavy(what):
+        yield
 
 
 def work_slot(method: str, what: str):
