@@ -7,8 +7,6 @@ adding a method to the comparison computes only that method.
 
 from __future__ import annotations
 
-import dataclasses
-
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -112,7 +110,7 @@ def evaluate_method(
             random_explainer=randomised,
             baseline=random,
         )
-    return _named(result, method) if black_box else result
+    return result  # rows and curves named by the method's registry name, as given
 
 
 class _Reporting:
@@ -129,14 +127,6 @@ class _Reporting:
     def explain_many(self, *args, **kwargs):
         kwargs.setdefault("progress", self._progress)
         return self._explainer.explain_many(*args, **kwargs)
-
-
-def _named(result: ImageEvaluation, name: str) -> ImageEvaluation:
-    """``result`` of a configured method instance with the method's registry name in
-    its rows and curve keys (as for a method given by name)."""
-    rows = tuple(dataclasses.replace(row, method=name) for row in result.rows)
-    curves = {(name, scale): c for (_, scale), c in result.curves.items()}
-    return dataclasses.replace(result, rows=rows, curves=curves)
 
 
 def curves_figure(
