@@ -439,6 +439,43 @@ def test_compact_explanations_rebuild_the_same_heatmaps(detector, sample_rgb, le
         np.testing.assert_array_equal(got.grid_map, want.grid_map)
 
 
+def test_heatmaps_are_made_on_first_read(explainer, bus, monkeypatch):
+    """explain_many resizes no map until one is read; then that explanation's maps are
+    made together (once, whichever thread reads), equal to resizing them directly, and
+    an explanation pickles and copies with its made arrays (for caches and Ray)."""
+    import copy
+    import pickle
+    import threading
+
+    _, fwd, dets = bus
+    made = []
+    real = Explainer.heatmaps
+
+    def counting(self, grid_maps, letterbox, norm="per-map"):
+        made.append(len(grid_maps))
+        return real(self, grid_maps, letterbox, norm)
+
+    monkeypatch.setattr(Explainer, "heatmaps", counting)
+    results = explainer.explain_many(fwd, [DetectionTarget(d) for d in dets[:4]], "odam")
+    assert made == []  # nothing resized yet
+    readers = [threading.Thread(target=lambda: results[1].maps[1].heatmap) for _ in range(4)]
+    for thread in readers:
+        thread.start()
+    for thread in readers:
+        thread.join()
+    assert made == [len(results[1].maps)]  # one explanation's maps, made once
+    want = real(explainer, [m.grid_map for m in results[1].maps], fwd.letterbox, "shared")
+    for m, heatmap in zip(results[1].maps, want, strict=True):
+        np.testing.assert_array_equal(m.heatmap, heatmap)
+    assert made == [len(results[1].maps)]
+    for clone in (pickle.loads(pickle.dumps(results[2])), copy.deepcopy(results[2])):
+        for m in clone.maps:
+            assert isinstance(m.__dict__["_heatmap"], np.ndarray)
+        for got, want_map in zip(clone.maps, results[2].maps, strict=True):
+            np.testing.assert_array_equal(got.heatmap, want_map.heatmap)
+    assert made == [len(results[1].maps)] * 2  # results[2] made when it was pickled
+
+
 def test_bad_method_lists_the_names(explainer, bus):
     image = bus[0]
     with pytest.raises(ValueError) as info:

@@ -10,13 +10,14 @@ head is ``[zero padding] -> conv k×k (stride 1) -> ReLU-family activation -> 1�
 (every head of a Darknet YOLO model, explained at its neck output), the map factors as
 
     M(p) = sum_δ sum_f B(p, δ, f) · v(p − δ, f)
-    B(p, δ, f) = sum_k A(p, k) · W[δ, k, f]          once per image: the conv's cost
+    B(p, δ, f) = sum_k A(p, k) · W[δ, k, f]          at the cells the targets reach
     v(q, f)    = φ'(z(q, f)) · sum_r W1[f, r] · dS/draw(q, r)   per target, at its cells
 
 where ``W`` is the k×k kernel (``δ`` its offsets), ``z`` its output, ``φ`` the activation
 and ``W1`` the 1×1 head. ``B`` does not depend on the target, and ``v`` is non-zero only
-at the cells the target weighs, so N targets cost one convolution plus N small
-products instead of N backward passes through the tail. The result is exact (the
+at the cells the target weighs, so N targets cost at most one convolution (``B`` is
+needed only where some target's cells reach) plus N small products, instead of N
+backward passes through the tail. The result is exact (the
 chain rule written out); :func:`match_conv_tail` accepts only tails of that shape, and
 the tests compare it with a tape through the tail.
 """
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 #: Activations whose derivative is read from the sign of their output (z > 0 iff
 #: φ(z) > 0): the slope is 1 there and ``negative_slope`` elsewhere.
@@ -49,85 +49,88 @@ class ConvTail:
     head: np.ndarray
     negative_slope: float
     activation_layer: str | None
-    _matrix: tf.Tensor | None = field(default=None, repr=False, compare=False)
+    _matrix: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def slopes(self, activated: np.ndarray) -> np.ndarray:
         """φ'(z) from φ(z): (h, w, F) -> (h, w, F) float32."""
         return np.where(activated > 0, np.float32(1.0), np.float32(self.negative_slope))
 
     def basis(self, activations: np.ndarray) -> np.ndarray:
-        """B(p, δ, f) = sum_k A(p, k) W[δ, k, f] (one matrix product, in TensorFlow).
+        """B(p, δ, f) = sum_k A(p, k) W[δ, k, f] at the given cells (one matrix product).
 
         Args:
-            activations: A, (h, w, K).
+            activations: A at m cells, (m, K).
 
         Returns:
-            (h, w, kh·kw, F) float32.
+            (m, kh·kw, F) float32.
         """
-        kh, kw, k, f = self.kernel.shape
-        h, w, _ = activations.shape
-        flat = _matmul(activations.reshape(h * w, k), self._weights()).numpy()
-        return flat.reshape(h, w, kh * kw, f)
+        kh, kw, _, f = self.kernel.shape
+        flat = np.asarray(activations, np.float32) @ self._weights()
+        return flat.reshape(len(activations), kh * kw, f)
 
-    def _weights(self) -> tf.Tensor:
+    def _weights(self) -> np.ndarray:
         """The kernel as one (K, kh·kw·F) matrix, made once."""
         if self._matrix is None:
             kh, kw, k, f = self.kernel.shape
             matrix = self.kernel.reshape(kh * kw, k, f).transpose(1, 0, 2).reshape(k, kh * kw * f)
-            object.__setattr__(self, "_matrix", tf.constant(matrix))
+            object.__setattr__(self, "_matrix", np.ascontiguousarray(matrix))
         return self._matrix
 
-    def maps(self, basis: np.ndarray, slopes: np.ndarray, cotangents: np.ndarray) -> np.ndarray:
-        """Channel-contracted gradient × activation of N targets.
+    def maps(
+        self,
+        activations: np.ndarray,
+        slopes: np.ndarray,
+        rows: np.ndarray,
+        cotangents: np.ndarray,
+        count: int,
+    ) -> np.ndarray:
+        """Channel-contracted gradient × activation of N targets, from dS/draw at the
+        cells they weigh.
+
+        Sparse: ``v`` is computed only at those cells, and ``B`` only at the cells
+        they reach through the kernel, so a few detections cost a few small products
+        whatever the grid's size.
 
         Args:
-            basis: (h, w, kh·kw, F) from :meth:`basis`.
+            activations: A, (h, w, K).
             slopes: (h, w, F) from :meth:`slopes`.
-            cotangents: (N, h, w, R) float32: dS/draw of each target.
+            rows: (M, 2) int (target index, flat cell index y·w + x) of each row of
+                ``cotangents``; dS/draw is zero at every other (target, cell).
+            cotangents: (M, R) float32: dS/draw of that target at that cell.
+            count: N, the number of targets.
 
         Returns:
             (N, h, w) float32, sum_k A · dS/dA (not clipped).
         """
-        kh, kw, _, f = self.kernel.shape
-        n, h, w, _ = cotangents.shape
-        # v = φ'(z) · W1 c, only at the cells some target weighs
-        rows = np.flatnonzero(np.any(cotangents.reshape(n * h * w, -1) != 0, axis=1))
-        v = np.zeros((n * h * w, f), np.float32)
-        if rows.size:
-            cells = rows % (h * w)
-            v[rows] = (cotangents.reshape(n * h * w, -1)[rows] @ self.head.T) * slopes.reshape(
-                h * w, f
-            )[cells]
-        v = v.reshape(n, h, w, f)
-        out = np.zeros((n, h, w), np.float32)
-        cy, cx = kh // 2, kw // 2
-        for i in range(kh):
-            for j in range(kw):
-                dy, dx = i - cy, j - cx  # z(q) reads A(q + δ): A(p) feeds z(p − δ)
-                shifted = _shift(v, dy, dx)  # shifted[p] = v[p − δ]
-                out += np.einsum("nhwf,hwf->nhw", shifted, basis[:, :, i * kw + j, :])
-        return out
+        kh, kw, k, f = self.kernel.shape
+        h, w, _ = activations.shape
+        if not len(rows):
+            return np.zeros((count, h, w), np.float32)
+        target, cell = rows[:, 0], rows[:, 1]
+        # v = φ'(z) · W1 c at the weighted cells q: (M, F)
+        v = (cotangents @ self.head.T) * slopes.reshape(h * w, f)[cell]
+        # z(q) reads A(q + δ): each weighted cell q adds v(q) · B(q + δ, δ) at p = q + δ
+        dy, dx = np.divmod(np.arange(kh * kw), kw)
+        py = cell[:, None] // w + (dy - kh // 2)[None, :]
+        px = cell[:, None] % w + (dx - kw // 2)[None, :]
+        inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
+        row, offset = np.nonzero(inside)  # (pairs,)
+        p = py[row, offset] * w + px[row, offset]
+        needed, slot = np.unique(p, return_inverse=True)
+        basis = self.basis(activations.reshape(h * w, k)[needed])  # (cells, kh·kw, F)
+        values = np.empty(len(row), np.float32)
+        for lo in range(0, len(row), _PAIRS):
+            part = slice(lo, lo + _PAIRS)
+            values[part] = np.einsum(
+                "if,if->i", v[row[part]], basis[slot[part], offset[part]], optimize=False
+            )
+        out = np.bincount(target[row] * (h * w) + p, weights=values, minlength=count * h * w)
+        return out.astype(np.float32).reshape(count, h, w)
 
 
-@tf.function(
-    input_signature=[
-        tf.TensorSpec((None, None), tf.float32),
-        tf.TensorSpec((None, None), tf.float32),
-    ],
-    autograph=False,
-)
-def _matmul(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    return tf.matmul(a, b)
-
-
-def _shift(values: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``out[:, y, x] = values[:, y − dy, x − dx]`` (zero where that lies outside)."""
-    out = np.zeros_like(values)
-    _, h, w, _ = values.shape
-    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
-    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
-    out[:, yd, xd] = values[:, ys, xs]
-    return out
+#: (cell, offset) pairs contracted at a time in :meth:`ConvTail.maps` (bounds memory:
+#: one chunk gathers pairs × F floats).
+_PAIRS = 8192
 
 
 def match_conv_tail(model: keras.Model, layers: tuple[str, ...]) -> ConvTail | None:

@@ -54,6 +54,68 @@ CONTRACT_FROM = 2
 WEAK_RELATIVE = 0.01
 
 
+class OnDemandHeatmaps:
+    """The (H, W) heatmaps of one explanation's maps, made together on first read.
+
+    Resizing every map to the image is most of the cost of explaining many targets;
+    a caller that shows one of them pays for that one only. Thread-safe; pickles (and
+    copies) as the made arrays, never the function that makes them.
+
+    Args:
+        make: () -> one (H, W) float32 heatmap per map, in order.
+    """
+
+    def __init__(self, make: Callable[[], list[np.ndarray]]):
+        self._make: Callable[[], list[np.ndarray]] | None = make
+        self._made: list[np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        with self._lock:
+            if self._made is None:
+                assert self._make is not None
+                self._made = self._make()
+                self._make = None
+        return self._made[index]
+
+    @property
+    def made(self) -> bool:
+        """Whether the heatmaps have been made (read once)."""
+        return self._made is not None
+
+    def entry(self, index: int) -> _Deferred:
+        """The value to give :class:`ScaleMap` as its ``heatmap``: map ``index``."""
+        return _Deferred(self, index)
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    heatmaps: OnDemandHeatmaps
+    index: int
+
+    def __reduce__(self):
+        return (np.asarray, (self.heatmaps[self.index],))
+
+
+class _HeatmapField:
+    """``ScaleMap.heatmap``: stored as given, an array or an :class:`OnDemandHeatmaps`
+    entry that is made on first read."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self._slot = "_" + name
+
+    def __get__(self, obj, owner=None) -> np.ndarray:
+        if obj is None:
+            raise AttributeError(self._slot)  # no default: the field stays required
+        value = obj.__dict__[self._slot]
+        if isinstance(value, _Deferred):
+            return value.heatmaps[value.index]
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self._slot] = value
+
+
 @dataclass(frozen=True)
 class ScaleMap:
     """One scale's explanation.
@@ -63,7 +125,9 @@ class ScaleMap:
         label: e.g. ``"13×13 · stride 32"``.
         layer: the layer whose activations were used.
         grid_map: (h, w) float32 raw map at the layer's resolution, not normalised.
-        heatmap: (H, W) float32 map resized to the image and normalised to [0, 1].
+        heatmap: (H, W) float32 map resized to the image and normalised to [0, 1]
+            (made on first read when the explainer gives it on demand, see
+            :class:`OnDemandHeatmaps`).
         score: the explained score at this scale (see :meth:`Target.score_note`).
         relative: ``score`` over the largest score of any head of the model, or None
             when the score has no sign (the whole-head-output target).
@@ -74,7 +138,7 @@ class ScaleMap:
     label: str
     layer: str
     grid_map: np.ndarray
-    heatmap: np.ndarray
+    heatmap: np.ndarray = _HeatmapField()  # type: ignore[assignment]
     score: float
     relative: float | None = None
     share: float | None = None
@@ -332,11 +396,29 @@ class Explainer:
             slopes = np.ones((*acts.shape[:2], conv_tail.head.shape[0]), np.float32)
         else:
             slopes = conv_tail.slopes(self._activations(fwd, conv_tail.activation_layer)[0].numpy())
-        stacked = self._stack_weights(
+        raw_w, score_w, obj_w, box_w = self._stack_weights(
             self._target_weights(fwd, targets, scale), self.detector.heads[scale]
         )
-        cotangents = self._cotangents[scale](fwd.raws[scale], *stacked).numpy()
-        return conv_tail.maps(conv_tail.basis(acts), slopes, cotangents)
+        n, h, w, r = raw_w.shape
+        # dS/draw is non-zero only at the cells a target weighs: computed there alone
+        weighed = (
+            np.any(raw_w != 0, axis=3)
+            | np.any(score_w != 0, axis=(3, 4))
+            | np.any(obj_w != 0, axis=3)
+            | np.any(box_w != 0, axis=(3, 4))
+        ).reshape(n, h * w)
+        target, cell = np.nonzero(weighed)
+        raw = fwd.raws[scale].numpy().reshape(h * w, r)[cell]
+        rows = np.stack([target, cell], axis=1)
+        a = score_w.shape[3]
+        cotangents = self._cotangents[scale](
+            raw,
+            raw_w.reshape(n * h * w, r)[target * h * w + cell],
+            score_w.reshape(n * h * w, a, -1)[target * h * w + cell],
+            obj_w.reshape(n * h * w, a)[target * h * w + cell],
+            box_w.reshape(n * h * w, a, 4)[target * h * w + cell],
+        ).numpy()
+        return conv_tail.maps(acts, slopes, rows, cotangents, n)
 
     def _conv_tail(self, scale: int, layer: str) -> ConvTail | None:
         key = (scale, layer)
@@ -351,28 +433,39 @@ class Explainer:
             return self._conv_tails.setdefault(key, found)
 
     def _compile_cotangents(self, scale: int) -> Callable:
-        """Compiled (raw (1,h,w,R), weights...) -> dS/draw (N, h, w, R) of each target."""
+        """Compiled dS/draw at single cells: raw (M, R) and the weights at those cells
+        (M, R), (M, A, C), (M, A), (M, A, 4) -> (M, R). Exact: the decoding is per cell,
+        and a cell's position shifts its box centre without changing the derivative."""
         head = self.detector.heads[scale]
         input_size = self.detector.input_size
-        h, w = head.grid
         a, c = head.num_anchors, head.num_classes
 
         @tf.function(
             input_signature=[
-                tf.TensorSpec((1, h, w, a * (5 + c)), tf.float32),
-                tf.TensorSpec((None, h, w, a * (5 + c)), tf.float32),
-                tf.TensorSpec((None, h, w, a, c), tf.float32),
-                tf.TensorSpec((None, h, w, a), tf.float32),
-                tf.TensorSpec((None, h, w, a, 4), tf.float32),
+                tf.TensorSpec((None, a * (5 + c)), tf.float32),
+                tf.TensorSpec((None, a * (5 + c)), tf.float32),
+                tf.TensorSpec((None, a, c), tf.float32),
+                tf.TensorSpec((None, a), tf.float32),
+                tf.TensorSpec((None, a, 4), tf.float32),
             ],
             autograph=False,
         )
         def cotangents(raw, raw_w, score_w, obj_w, box_w):
-            tiled = tf.repeat(raw, tf.shape(raw_w)[0], axis=0)
+            def cells(x):  # (M, ...) -> (M, 1, 1, ...): one 1×1 crop per cell
+                return tf.expand_dims(tf.expand_dims(x, 1), 1)
+
             with tf.GradientTape() as tape:
-                tape.watch(tiled)
-                scores = weighted_score(tiled, head, input_size, raw_w, score_w, obj_w, box_w)
-            return tape.gradient(scores, tiled)
+                tape.watch(raw)
+                scores = weighted_score(
+                    cells(raw),
+                    head,
+                    input_size,
+                    cells(raw_w),
+                    cells(score_w),
+                    cells(obj_w),
+                    cells(box_w),
+                )
+            return tape.gradient(scores, raw)
 
         return cotangents
 
@@ -819,23 +912,27 @@ class Explainer:
         return [_minmax(r, float(r.min()), float(r.max())) for r in resized]
 
     def with_heatmaps(self, explanation: Explanation) -> Explanation:
-        """``explanation`` with its (H, W) heatmaps recomputed from its grid maps, over
-        its ``image_size`` and with its ``norm``.
+        """``explanation`` with its (H, W) heatmaps remade from its grid maps, over its
+        ``image_size`` and with its ``norm`` (on first read).
 
         Lets a cache keep only the small grid maps (see :meth:`Explanation.compact`)
         and rebuild the heatmaps of the one explanation shown.
         """
         letterbox = self.detector.letterbox_for(explanation.image_size)
         grid_maps = [m.grid_map for m in explanation.maps]
-        heatmaps = self.heatmaps(grid_maps, letterbox, explanation.norm)
+        heatmaps = self._on_demand(grid_maps, letterbox, explanation.norm)
         maps = tuple(
-            dataclasses.replace(m, heatmap=h)
-            for m, h in zip(explanation.maps, heatmaps, strict=True)
+            dataclasses.replace(m, heatmap=heatmaps.entry(i))
+            for i, m in enumerate(explanation.maps)
         )
         return dataclasses.replace(explanation, maps=maps)
 
+    def _on_demand(self, grid_maps, letterbox: Letterbox, norm: str) -> OnDemandHeatmaps:
+        grid_maps = list(grid_maps)
+        return OnDemandHeatmaps(lambda: self.heatmaps(grid_maps, letterbox, norm))
+
     def _finish(self, fwd, target, method, norm, items, scale_scores) -> Explanation:
-        heatmaps = self.heatmaps([grid_map for _, _, grid_map in items], fwd.letterbox, norm)
+        heatmaps = self._on_demand([grid_map for _, _, grid_map in items], fwd.letterbox, norm)
         relative, share = score_shares(scale_scores, signed=not target.comparable)
         maps = tuple(
             ScaleMap(
@@ -843,12 +940,12 @@ class Explainer:
                 label=self.detector.heads[scale].label,
                 layer=layer,
                 grid_map=grid_map.astype(np.float32),
-                heatmap=heatmap,
+                heatmap=heatmaps.entry(i),
                 score=float(scale_scores[scale]),
                 relative=None if relative is None else relative[scale],
                 share=None if share is None else share[scale],
             )
-            for (scale, layer, grid_map), heatmap in zip(items, heatmaps, strict=True)
+            for i, (scale, layer, grid_map) in enumerate(items)
         )
         own = getattr(target, "detection", None)
         return Explanation(
