@@ -11,10 +11,10 @@ from yolocam_app.views import (
     context_or_stop,
     explain_shown,
     explanation_heading,
-    jpeg,
     map_caption,
     methods_ui,
     notes_ui,
+    page_image,
     refused_ui,
     static_photo,
     target_ui,
@@ -73,7 +73,7 @@ for method in rows:
         row[0].caption(explanation.maps[0].layer)
     for column, panel, m in zip(row[1:-1], panels, explanation.maps, strict=True):
         column.image(
-            jpeg(panel), caption=map_caption(explanation, m, label=False), width=PANEL_WIDTH
+            page_image(panel), caption=map_caption(explanation, m, label=False), width=PANEL_WIDTH
         )
 for column, head in zip(header[1:-1], ctx.detector.heads, strict=True):
     column.markdown(f"**{head.label}**" + (" · ★ own scale" if head.index == own else ""))

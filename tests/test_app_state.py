@@ -299,3 +299,21 @@ def test_page_images_are_compact_jpegs(sample_rgb):
     full = io.BytesIO()
     Image.fromarray(image).save(full, format="JPEG", quality=100)
     assert len(data) < 0.5 * len(full.getvalue())
+
+
+def test_page_images_travel_inline(app, sample_rgb):
+    """The photo and the overlays are ``data:`` URLs in the page update (drawn with it,
+    not fetched from the server afterwards), holding those JPEG bytes."""
+    import base64
+
+    from yolocam_app.views import jpeg, page_image
+
+    image = sample_rgb["bus.jpg"][:64, :48]
+    url = page_image(image)
+    prefix = "data:image/jpeg;base64,"
+    assert url.startswith(prefix) and base64.b64decode(url[len(prefix) :]) == jpeg(image)
+    shown = [img for img in app.get("image") if any("stride" in c for c in img.captions)]
+    photo = [img for img in app.get("image") if any("detection(s)" in c for c in img.captions)]
+    assert len(shown) == 2 and len(photo) == 1
+    for img in shown + photo:
+        assert all(i.url.startswith(prefix) for i in img.proto.imgs)
