@@ -107,7 +107,11 @@ def test_default_model_and_maps_unchanged(detector, sample_rgb):
     explainer = Explainer(detector)
     fwd = explainer.forward(sample_rgb["bus.jpg"])
     detections = explainer.detect(fwd, 0.1)
-    targets = [DetectionTarget(d) for d in detections[:6]] + [ClassTarget(0)]
+    # every attribute (the decoding's scale_x_y is 1.05 here), and a class target
+    attributes = ("score", "objectness", "x", "y", "w", "h")
+    targets = [
+        DetectionTarget(d, attributes[k % len(attributes)]) for k, d in enumerate(detections[:6])
+    ] + [ClassTarget(0)]
     for scale in range(len(detector.heads)):
         layer = ODAM().layers(detector, scale)[0]
         assert_fast_equals_gradients(explainer, fwd, targets, scale, layer)

@@ -447,15 +447,17 @@ def test_heatmaps_are_made_on_first_read(explainer, bus, monkeypatch):
     import pickle
     import threading
 
+    import yolocam_core.explainer as module
+
     _, fwd, dets = bus
     made = []
-    real = Explainer.heatmaps
+    real = module.image_heatmaps
 
-    def counting(self, grid_maps, letterbox, norm="per-map"):
+    def counting(grid_maps, letterbox, norm="per-map"):
         made.append(len(grid_maps))
-        return real(self, grid_maps, letterbox, norm)
+        return real(grid_maps, letterbox, norm)
 
-    monkeypatch.setattr(Explainer, "heatmaps", counting)
+    monkeypatch.setattr(module, "image_heatmaps", counting)
     results = explainer.explain_many(fwd, [DetectionTarget(d) for d in dets[:4]], "odam")
     assert made == []  # nothing resized yet
     readers = [threading.Thread(target=lambda: results[1].maps[1].heatmap) for _ in range(4)]
@@ -464,7 +466,7 @@ def test_heatmaps_are_made_on_first_read(explainer, bus, monkeypatch):
     for thread in readers:
         thread.join()
     assert made == [len(results[1].maps)]  # one explanation's maps, made once
-    want = real(explainer, [m.grid_map for m in results[1].maps], fwd.letterbox, "shared")
+    want = real([m.grid_map for m in results[1].maps], fwd.letterbox, "shared")
     for m, heatmap in zip(results[1].maps, want, strict=True):
         np.testing.assert_array_equal(m.heatmap, heatmap)
     assert made == [len(results[1].maps)]

@@ -9,9 +9,8 @@ Memory is bounded whatever a model outputs:
 - at most ``max_detections`` detections per image (300 by default; NMS stops early,
   see :meth:`Detector.postprocess`), so tables, menus and drawings stay small;
 - cached explanations hold only the small grid maps (``Explanation.compact``); the
-  full-size heatmaps of the one explanation shown are rebuilt per run;
-- detections are explained a few at a time (:data:`EXPLAIN_CHUNK`), so the full-size
-  heatmaps ``explain_many`` builds on the way exist for a few at once, not for all;
+  full-size heatmaps of the one explanation shown are made per run (``explain_many``
+  makes none until one is read, see :class:`~yolocam_core.explainer.OnDemandHeatmaps`);
 - heavy work (forward passes, gradients, model loading) runs at most
   :data:`HEAVY_SLOTS` at a time across the whole server (:func:`heavy`): a burst of
   sessions waits its turn instead of multiplying the memory in use; a black-box
@@ -71,9 +70,6 @@ _HEAVY = threading.BoundedSemaphore(HEAVY_SLOTS)
 MAX_DETECTIONS_LIMIT = 1000
 #: Detections explained together (one compiled call per scale) for instant switching.
 MAX_BATCH = 30
-#: ... in chunks of this many: explain_many builds each target's full-size heatmaps,
-#: which are dropped (compacted) chunk by chunk.
-EXPLAIN_CHUNK = 4
 
 
 @contextlib.contextmanager
@@ -384,7 +380,8 @@ def work_slot(method: str, what: str):
 def _explain_many(
     explainer: Explainer, image, targets, method, options, scales, layers, norm, progress
 ):
-    """``explain_many`` in chunks of :data:`EXPLAIN_CHUNK`, each compacted at once.
+    """``explain_many`` of all targets in one call, each compacted (grid maps only;
+    no full-size heatmap is made).
 
     ``progress`` reaches the library's ``explain_many`` (slow methods such as D-RISE
     report masks done of all masks); ``options`` configure the method (D-RISE's masks
@@ -392,21 +389,16 @@ def _explain_many(
     """
     from yolocam_app.methods import instance
 
-    fwd = explainer.forward(image)
-    out: list[Explanation] = []
-    chunk = len(targets) if is_black_box(method) else EXPLAIN_CHUNK
-    for start in range(0, len(targets), max(1, chunk)):
-        part = explainer.explain_many(
-            fwd,
-            targets[start : start + chunk],
-            method=instance(method, options),
-            scales=list(scales),
-            layer=dict(layers) or None,
-            norm=norm,
-            progress=progress,
-        )
-        out.extend(e.compact() for e in part)
-    return out
+    explained = explainer.explain_many(
+        explainer.forward(image),
+        targets,
+        method=instance(method, options),
+        scales=list(scales),
+        layer=dict(layers) or None,
+        norm=norm,
+        progress=progress,
+    )
+    return [e.compact() for e in explained]
 
 
 def _only_scales(explanation: Explanation, scales: tuple[int, ...]) -> Explanation:

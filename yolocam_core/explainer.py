@@ -78,11 +78,6 @@ class OnDemandHeatmaps:
                 self._make = None
         return self._made[index]
 
-    @property
-    def made(self) -> bool:
-        """Whether the heatmaps have been made (read once)."""
-        return self._made is not None
-
     def entry(self, index: int) -> _Deferred:
         """The value to give :class:`ScaleMap` as its ``heatmap``: map ``index``."""
         return _Deferred(self, index)
@@ -107,7 +102,13 @@ class _HeatmapField:
     def __get__(self, obj, owner=None) -> np.ndarray:
         if obj is None:
             raise AttributeError(self._slot)  # no default: the field stays required
-        value = obj.__dict__[self._slot]
+        try:
+            value = obj.__dict__[self._slot]
+        except KeyError:
+            try:  # pickled before the field was a descriptor
+                value = obj.__dict__[self._slot[1:]]
+            except KeyError:
+                raise AttributeError(self._slot[1:]) from None
         if isinstance(value, _Deferred):
             return value.heatmaps[value.index]
         return value
@@ -410,13 +411,14 @@ class Explainer:
         target, cell = np.nonzero(weighed)
         raw = fwd.raws[scale].numpy().reshape(h * w, r)[cell]
         rows = np.stack([target, cell], axis=1)
-        a = score_w.shape[3]
+        a, c = score_w.shape[3:]
+        at = target * h * w + cell
         cotangents = self._cotangents[scale](
             raw,
-            raw_w.reshape(n * h * w, r)[target * h * w + cell],
-            score_w.reshape(n * h * w, a, -1)[target * h * w + cell],
-            obj_w.reshape(n * h * w, a)[target * h * w + cell],
-            box_w.reshape(n * h * w, a, 4)[target * h * w + cell],
+            raw_w.reshape(n * h * w, r)[at],
+            score_w.reshape(n * h * w, a, c)[at],
+            obj_w.reshape(n * h * w, a)[at],
+            box_w.reshape(n * h * w, a, 4)[at],
         ).numpy()
         return conv_tail.maps(acts, slopes, rows, cotangents, n)
 
@@ -901,15 +903,7 @@ class Explainer:
         Bilinear resizing through ``letterbox`` (see :meth:`to_image`), then min–max
         normalisation per map or, with ``norm="shared"``, over all the given maps.
         """
-        check_norm(norm)
-        if norm == "auto":
-            raise ValueError('heatmaps() needs a resolved norm, "per-map" or "shared"')
-        resized = [self.to_image(grid_map, letterbox) for grid_map in grid_maps]
-        if norm == "shared":
-            lo = min(float(r.min()) for r in resized)
-            hi = max(float(r.max()) for r in resized)
-            return [_minmax(r, lo, hi) for r in resized]
-        return [_minmax(r, float(r.min()), float(r.max())) for r in resized]
+        return image_heatmaps(grid_maps, letterbox, norm)
 
     def with_heatmaps(self, explanation: Explanation) -> Explanation:
         """``explanation`` with its (H, W) heatmaps remade from its grid maps, over its
@@ -927,9 +921,12 @@ class Explainer:
         )
         return dataclasses.replace(explanation, maps=maps)
 
-    def _on_demand(self, grid_maps, letterbox: Letterbox, norm: str) -> OnDemandHeatmaps:
+    @staticmethod
+    def _on_demand(grid_maps, letterbox: Letterbox, norm: str) -> OnDemandHeatmaps:
+        """Heatmaps made on first read; holds the grid maps and the letterbox only (not
+        the explainer, so an unread explanation keeps no model alive)."""
         grid_maps = list(grid_maps)
-        return OnDemandHeatmaps(lambda: self.heatmaps(grid_maps, letterbox, norm))
+        return OnDemandHeatmaps(lambda: image_heatmaps(grid_maps, letterbox, norm))
 
     def _finish(self, fwd, target, method, norm, items, scale_scores) -> Explanation:
         heatmaps = self._on_demand([grid_map for _, _, grid_map in items], fwd.letterbox, norm)
@@ -1026,6 +1023,22 @@ def score_shares(
         return None, None
     clipped = np.clip(values, 0.0, None)
     return (clipped / clipped.max()).tolist(), (clipped / clipped.sum()).tolist()
+
+
+def image_heatmaps(
+    grid_maps: Sequence[np.ndarray], letterbox: Letterbox, norm: str = "per-map"
+) -> list[np.ndarray]:
+    """Raw (h_s, w_s) grid maps -> (H, W) float32 heatmaps in [0, 1] over the image
+    (see :meth:`Explainer.heatmaps`)."""
+    check_norm(norm)
+    if norm == "auto":
+        raise ValueError('heatmaps() needs a resolved norm, "per-map" or "shared"')
+    resized = [letterbox.map_to_image(grid_map) for grid_map in grid_maps]
+    if norm == "shared":
+        lo = min(float(r.min()) for r in resized)
+        hi = max(float(r.max()) for r in resized)
+        return [_minmax(r, lo, hi) for r in resized]
+    return [_minmax(r, float(r.min()), float(r.max())) for r in resized]
 
 
 def _minmax(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
