@@ -118,6 +118,8 @@ def test_default_model_and_maps_unchanged(detector, sample_rgb):
     together = explainer.explain_many(fwd, targets, "odam", norm="per-map")
     for target, many in zip(targets, together, strict=True):
         alone = explainer.explain(fwd, target, "odam", norm="per-map")
+        # the scores read on the way (many targets) equal the scores computed alone
+        np.testing.assert_allclose(many.scale_scores, alone.scale_scores, rtol=1e-5)
         for a, b in zip(many.maps, alone.maps, strict=True):
             np.testing.assert_allclose(
                 a.grid_map, b.grid_map, rtol=1e-4, atol=1e-6 * b.grid_map.max()

@@ -380,11 +380,20 @@ class Explainer:
         return self._gradients_general(fwd, scale, name, *stacked)
 
     def contracted_maps(
-        self, fwd: Forward, targets: Sequence[Target], scale: int, layer: str
+        self,
+        fwd: Forward,
+        targets: Sequence[Target],
+        scale: int,
+        layer: str,
+        stacked: tuple[np.ndarray, ...] | None = None,
     ) -> np.ndarray | None:
         """``sum_k A · dS/dA`` of every target at ``layer``, through a tail of one
         spatial convolution (see :mod:`yolocam_core.contraction`), or None when the
         layer's tail has another shape.
+
+        Args:
+            stacked: the targets' stacked weights at ``scale`` (see
+                :meth:`_stack_weights`), when the caller has them already.
 
         Returns:
             (N, h, w) float32, not clipped; equal to contracting :meth:`gradients`.
@@ -397,9 +406,11 @@ class Explainer:
             slopes = np.ones((*acts.shape[:2], conv_tail.head.shape[0]), np.float32)
         else:
             slopes = conv_tail.slopes(self._activations(fwd, conv_tail.activation_layer)[0].numpy())
-        raw_w, score_w, obj_w, box_w = self._stack_weights(
-            self._target_weights(fwd, targets, scale), self.detector.heads[scale]
-        )
+        if stacked is None:
+            stacked = self._stack_weights(
+                self._target_weights(fwd, targets, scale), self.detector.heads[scale]
+            )
+        raw_w, score_w, obj_w, box_w = stacked
         n, h, w, r = raw_w.shape
         # dS/draw is non-zero only at the cells a target weighs: computed there alone
         weighed = (
@@ -507,14 +518,25 @@ class Explainer:
         outs = run(tf.constant(fwd.tensor))
         return tuple(outs) if isinstance(outs, list | tuple) else (outs,)
 
-    def scores(self, fwd: Forward, targets: Sequence[Target]) -> np.ndarray:
+    def scores(
+        self,
+        fwd: Forward,
+        targets: Sequence[Target],
+        known: Mapping[int, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Every target's score at every head, from the forward pass alone.
+
+        Args:
+            known: {scale: (N,) scores} already computed (not recomputed).
 
         Returns:
             (N, S) float32: target n's score at head s (see :meth:`Target.score_note`).
         """
         out = np.zeros((len(targets), self._num_heads), np.float32)
         for scale, head in enumerate(self.detector.heads):
+            if known is not None and scale in known:
+                out[:, scale] = known[scale]
+                continue
             weights = self._target_weights(fwd, targets, scale)
             out[:, scale] = self._weighted_values(fwd, scale, *self._stack_weights(weights, head))
         return out
@@ -844,6 +866,7 @@ class Explainer:
             raise ValueError("scales is empty; pass None for all scales")
         layers = self._layers_by_scale(scales, layer)
         per_target: list[list[tuple[int, str, np.ndarray]]] = [[] for _ in targets]
+        known: dict[int, np.ndarray] = {}  # scale -> (N,) scores computed on the way
         if cam.black_box:
             if layers:
                 raise YolocamError(f"{cam.name} works on the image; it takes no layer=")
@@ -852,11 +875,22 @@ class Explainer:
             for done, scale in enumerate(scales, 1):
                 names = (layers[scale],) if scale in layers else cam.layers(self.detector, scale)
                 label = "+".join(names)
+                stacked = None
+                if cam.contracts and len(targets) >= CONTRACT_FROM:
+                    # the targets' weights at this scale, once: the contraction's chunks
+                    # and the scores below read them
+                    stacked = self._stack_weights(
+                        self._target_weights(fwd, targets, scale), self.detector.heads[scale]
+                    )
+                    known[scale] = self._weighted_values(fwd, scale, *stacked)
                 for start in range(0, len(targets), TARGET_CHUNK):
                     chunk = targets[start : start + TARGET_CHUNK]
                     contracted = None
-                    if cam.contracts and len(chunk) >= CONTRACT_FROM:
-                        contracted = [self.contracted_maps(fwd, chunk, scale, n) for n in names]
+                    if stacked is not None and len(chunk) >= CONTRACT_FROM:
+                        part = tuple(w[start : start + len(chunk)] for w in stacked)
+                        contracted = [
+                            self.contracted_maps(fwd, chunk, scale, n, part) for n in names
+                        ]
                     if contracted is not None and all(c is not None for c in contracted):
                         for i in range(len(chunk)):
                             maps = [cam.from_contraction(c[i]) for c in contracted]
@@ -872,9 +906,10 @@ class Explainer:
                             for acts, grads, _ in per_layer
                         ]
                         per_target[start + i].append((scale, label, cam.combine(maps)))
+                stacked = None
                 if progress is not None:
                     progress(done, len(scales))
-        all_scores = self.scores(fwd, targets)
+        all_scores = self.scores(fwd, targets, known)
         return [
             self._finish(fwd, target, cam.name, resolve_norm(norm, target), items, row)
             for target, items, row in zip(targets, per_target, all_scores, strict=True)
