@@ -189,6 +189,11 @@ def test_console_script_help_is_fast_and_lists_commands():
 
 
 def test_the_cli_copies_of_library_constants_agree():
+    """The CLI's options and the batch settings import no TensorFlow (``--help`` and a
+    batch manifest stay light), so they spell some library defaults again: the same."""
+    import dataclasses
+
+    from yolocam_core.batch.settings import BatchSettings
     from yolocam_core.cams import DRise
     from yolocam_core.cli import options
     from yolocam_core.detector import DEFAULT_MAX_DETECTIONS
@@ -197,6 +202,9 @@ def test_the_cli_copies_of_library_constants_agree():
     assert options.ATTRIBUTES == ATTRIBUTES
     assert options.DEFAULT_MAX_DETECTIONS == DEFAULT_MAX_DETECTIONS
     assert options.DEFAULT_MASKS == DRise().masks
+    batch = {f.name: f.default for f in dataclasses.fields(BatchSettings)}
+    assert batch["drise_masks"] == DRise().masks and batch["drise_seed"] == DRise().seed
+    assert batch["max_detections"] == DEFAULT_MAX_DETECTIONS
 
 
 def test_methods_all_leaves_drise_out_unless_named():
