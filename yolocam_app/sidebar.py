@@ -305,8 +305,21 @@ def your_model_ui(bar) -> None:
             key="byo_size",
         )
         st.radio("Resize", list(BYO_LETTERBOX), format_func=BYO_LETTERBOX.get, key="byo_letterbox")
-        if st.button("Load this model", key="byo_load", type="primary"):
+        st.button("Load this model", key="byo_load", type="primary", on_click=_request_load)
+        if st.session_state.pop(_LOAD_REQUESTED, False):
             _load_your_model(kind, files, classes, names_file)
+
+
+#: Set by the "Load this model" button's callback, read (once) by the next run.
+_LOAD_REQUESTED = "byo_load_requested"
+
+
+def _request_load() -> None:
+    """Record the click in session state. A button's own value is a trigger that
+    Streamlit resets when a script run finishes; a click that lands while the previous
+    run is finishing was lost that way in the flood browser test (about one fresh clone
+    in three). The callback runs when the click's rerun starts, so the request stays."""
+    st.session_state[_LOAD_REQUESTED] = True
 
 
 def _load_your_model(kind: str, files: dict, classes: str, names_file) -> None:
