@@ -316,9 +316,10 @@ _LOAD_REQUESTED = "byo_load_requested"
 
 def _request_load() -> None:
     """Record the click in session state. A button's own value is a trigger that
-    Streamlit resets when a script run finishes; a click that lands while the previous
-    run is finishing was lost that way in the flood browser test (about one fresh clone
-    in three). The callback runs when the click's rerun starts, so the request stays."""
+    Streamlit resets when a script run finishes, and a click that lands while the
+    previous run is finishing can be wiped with it (the likely reason the flood browser
+    test lost this click on about one fresh clone in three). The callback runs when the
+    click's rerun starts, so the request stays until a run reads it."""
     st.session_state[_LOAD_REQUESTED] = True
 
 
