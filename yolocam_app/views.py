@@ -630,7 +630,6 @@ def interactive_ui(ctx: Context, explanation: Explanation, chosen: int | None = 
     """The interactive view of one scale's heatmap (opens on the own scale), with every
     detection's box: a click on one explains it (:mod:`yolocam_app.heatview`)."""
     from yolocam_app import heatview
-    from yolocam_core.report import data_uri
 
     heads = ctx.detector.heads
     scale = interactive_scale_ui(explanation, heads)

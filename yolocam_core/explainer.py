@@ -413,12 +413,7 @@ class Explainer:
         raw_w, score_w, obj_w, box_w = stacked
         n, h, w, r = raw_w.shape
         # dS/draw is non-zero only at the cells a target weighs: computed there alone
-        weighed = (
-            np.any(raw_w != 0, axis=3)
-            | np.any(score_w != 0, axis=(3, 4))
-            | np.any(obj_w != 0, axis=3)
-            | np.any(box_w != 0, axis=(3, 4))
-        ).reshape(n, h * w)
+        weighed = TargetWeights(raw_w, score_w, obj_w, box_w).support().reshape(n, h * w)
         target, cell = np.nonzero(weighed)
         raw = fwd.raws[scale].numpy().reshape(h * w, r)[cell]
         rows = np.stack([target, cell], axis=1)

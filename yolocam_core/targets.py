@@ -85,7 +85,8 @@ class TargetWeights:
     boxes: np.ndarray | None = None
 
     def support(self) -> np.ndarray:
-        """(h, w) bool: the cells with any non-zero weight."""
+        """(h, w) bool: the cells with any non-zero weight ((N, h, w) for weights
+        stacked over N targets, as :meth:`Explainer._stack_weights` makes them)."""
         parts = []
         if self.raw is not None:
             parts.append(np.any(self.raw != 0, axis=-1))
