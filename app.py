@@ -1,4 +1,5 @@
-"""yolocam web app: `streamlit run app.py`.
+"""yolocam web app: `bash scripts/run-app.sh` (or `python -m yolocam_app.serve`, or
+`streamlit run app.py`; see yolocam_app/serve.py for the difference).
 
 The entrypoint of every page: page config, the shared sidebar (drawn here, once per
 run, so that its widgets keep their state on every page), then the page chosen in

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh app
-exec .venv/bin/streamlit run app.py "$@"
+# `streamlit run app.py` with TCP_NODELAY on the server socket (yolocam_app/serve.py).
+exec .venv/bin/python -m yolocam_app.serve "$@"

@@ -1,5 +1,6 @@
-"""The real app in a real browser: `streamlit run app.py` driven by Playwright in
-Debian's Chromium.
+"""The real app in a real browser: served as `scripts/run-app.sh` serves it
+(`python -m yolocam_app.serve`, i.e. `streamlit run app.py` with TCP_NODELAY) and
+driven by Playwright in Debian's Chromium.
 
 Two tests, each with its own server:
 
@@ -99,7 +100,7 @@ def _start_server(log: Path, cache: Path):
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "streamlit", "run", "app.py",
+                sys.executable, "-m", "yolocam_app.serve",
                 "--server.port", str(port), "--server.address", "127.0.0.1",
                 "--server.headless", "true",
             ],
@@ -126,7 +127,8 @@ def _stop_server(proc) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A fresh `streamlit run app.py` with an empty model cache (a cold start)."""
+    """A fresh server (``python -m yolocam_app.serve``) with an empty model cache (a cold
+    start)."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: run scripts/test.sh (it installs Debian's chromium)")
     url, proc = _start_server(

@@ -1,0 +1,189 @@
+"""How fast the app's server hands a new browser session what it needs.
+
+1. Static files on one kept-alive connection, as a browser fetches Streamlit's ~100
+   script chunks: ``streamlit run app.py`` against ``python -m yolocam_app.serve``
+   (the same with TCP_NODELAY on the server socket; see yolocam_app/serve.py). The
+   two servers are timed in alternate rounds; the ratio of medians is the number.
+2. With ``--browser`` (Playwright and Debian's Chromium, as ``scripts/test.sh``
+   installs them): the time from opening the page in a new browser context (nothing
+   cached) to the first heatmap, on a warm server, for the app served by the launcher
+   against a one-image Streamlit app served the same way. The second is the floor of
+   this framework on this machine: what any Streamlit page with one picture costs.
+
+Usage:
+    .venv/bin/python bench/bench_serve.py [--rounds 5] [--browser] [--sessions 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from machine import cpu_model
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+OVERLAY = "[data-testid='stImageCaption']:has-text('stride')"
+ONE_IMAGE_APP = """import numpy as np
+import streamlit as st
+
+st.title("One image")
+st.image(np.zeros((416, 416, 3), np.uint8), caption="13×13 · stride 32")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _server(command: list[str], cwd: Path):
+    """A Streamlit server started with ``command`` (port options appended); yields
+    its port once it accepts connections."""
+    port = _free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    options = ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*command, *options, "--server.headless", "true"],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit(f"server did not start: {' '.join(command)}") from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _chunks(port: int) -> list[str]:
+    """The script chunks index.html preloads (what every new session fetches first)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/")
+    html = conn.getresponse().read().decode()
+    conn.close()
+    return ["/" + p.lstrip("./") for p in re.findall(r'href="(\./static/js/[^"]+\.js)"', html)]
+
+
+def _fetch_all(port: int, paths: list[str]) -> list[float]:
+    """Seconds per request, all on one kept-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    times = []
+    for path in paths:
+        start = time.perf_counter()
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200 or not body:
+            raise SystemExit(f"GET {path}: HTTP {response.status}")
+        times.append(time.perf_counter() - start)
+    conn.close()
+    return times
+
+
+def static_files(rounds: int) -> None:
+    python = sys.executable
+    plain = [python, "-m", "streamlit", "run", "app.py"]
+    launcher = [python, "-m", "yolocam_app.serve"]
+    per = {"streamlit run": [], "launcher": []}
+    with _server(plain, ROOT) as plain_port, _server(launcher, ROOT) as launcher_port:
+        paths = _chunks(launcher_port)
+        for _ in range(rounds):
+            per["streamlit run"] += _fetch_all(plain_port, paths)
+            per["launcher"] += _fetch_all(launcher_port, paths)
+    print(f"\n1. {len(paths)} script chunks on one kept-alive connection, {rounds} rounds")
+    for name, times in per.items():
+        print(
+            f"   {name:14s} median {1000 * statistics.median(times):6.1f} ms per request, "
+            f"{sum(times) / rounds:5.2f} s per round"
+        )
+    ratio = statistics.median(per["launcher"]) / statistics.median(per["streamlit run"])
+    print(f"   launcher / streamlit run, median per request: {ratio:.3f}")
+
+
+def _first_heatmaps(browser, port: int, sessions: int) -> list[float]:
+    url = f"http://127.0.0.1:{port}"
+
+    def open_once() -> float:
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        page = context.new_page()
+        start = time.perf_counter()
+        page.goto(url)
+        page.locator(OVERLAY).first.wait_for(timeout=240_000)
+        seconds = time.perf_counter() - start
+        context.close()
+        return seconds
+
+    open_once()  # the cold start: model conversion, first script run
+    return [open_once() for _ in range(sessions)]
+
+
+def warm_start(sessions: int) -> None:
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_browser import CHROMIUM_ARGS
+
+    launcher = [sys.executable, "-m", "yolocam_app.serve"]
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
+        minimal = Path(tmp) / "one_image.py"
+        minimal.write_text(ONE_IMAGE_APP)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with _server(launcher, ROOT) as port:
+            app = _first_heatmaps(browser, port, sessions)
+        code = (
+            "import sys; from yolocam_app import serve; "
+            f"serve.APP = {str(minimal)!r}; serve.main(sys.argv[1:])"
+        )
+        with _server([sys.executable, "-c", code], ROOT) as port:
+            floor = _first_heatmaps(browser, port, sessions)
+        browser.close()
+    print(f"\n2. new browser context to first heatmap, warm server, {sessions} sessions each")
+    print(f"   yolocam app      {', '.join(f'{s:.2f}' for s in app)} s")
+    print(f"   one-image app    {', '.join(f'{s:.2f}' for s in floor)} s")
+    ratio = statistics.median(app) / statistics.median(floor)
+    print(
+        f"   medians {statistics.median(app):.2f} / {statistics.median(floor):.2f} s: "
+        f"the app takes {ratio:.2f}× a one-image Streamlit page"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of chunk fetches (5)")
+    parser.add_argument("--browser", action="store_true", help="also time new sessions")
+    parser.add_argument("--sessions", type=int, default=5, help="new sessions timed (5)")
+    args = parser.parse_args()
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    static_files(args.rounds)
+    if args.browser:
+        if not Path(CHROMIUM).exists():
+            raise SystemExit(f"{CHROMIUM} missing: run scripts/test-deps.sh")
+        warm_start(args.sessions)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The app's launcher (yolocam_app/serve.py): connections to the server Streamlit binds
+have Nagle's algorithm off, and the launcher runs `streamlit run app.py`."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from streamlit.web.server.starlette import starlette_server
+
+from yolocam_app import serve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _accepted_nodelay() -> int:
+    """TCP_NODELAY on the server side of one connection to a socket bound as
+    Streamlit's server binds it."""
+    listener = starlette_server._bind_socket("127.0.0.1", 0, 8)
+    try:
+        listener.setblocking(True)
+        with socket.create_connection(listener.getsockname()[:2], timeout=5):
+            accepted, _ = listener.accept()
+            with accepted:
+                return accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        listener.close()
+
+
+def test_streamlit_alone_leaves_nagle_on():
+    # The cause the launcher works around (asyncio skips sockets whose protocol is 0).
+    # When this fails, Streamlit sets TCP_NODELAY itself and serve.py's fix can go.
+    assert _accepted_nodelay() == 0
+
+
+def test_the_launcher_turns_nagle_off_on_accepted_connections(monkeypatch):
+    monkeypatch.setattr(starlette_server, "_bind_socket", starlette_server._bind_socket)
+    assert serve.nodelay_listener()
+    assert serve.nodelay_listener()  # idempotent: wrapped once
+    assert getattr(starlette_server._bind_socket, "yolocam_nodelay", False)
+    assert _accepted_nodelay() == 1
+
+
+def test_the_launcher_is_streamlit_run_on_app_py():
+    assert serve.APP == ROOT / "app.py" and serve.APP.is_file()
+    result = subprocess.run(
+        [sys.executable, "-m", "yolocam_app.serve", "--help"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Usage: streamlit run" in result.stdout and "--server.port" in result.stdout
