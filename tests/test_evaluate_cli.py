@@ -203,3 +203,41 @@ def test_instance_rate_cascade_and_drise_agreement(capsys, samples):
     first = [r["drise_spearman"] for r in report["rows"] if r["method"] == "odam"]
     second = [r["drise_spearman"] for r in json.loads(again)["rows"]]
     assert len(first) == len(second) >= 2 and first != second
+
+
+def test_drise_among_the_methods_is_the_reference_made_once(capsys, samples, monkeypatch):
+    """`--methods odam,drise`: D-RISE runs once per image (its maps are the reference),
+    and only a --drise-masks that differs from --masks asks for a second run."""
+    from yolocam_core.cams import DRise
+
+    runs = []
+    saliency = DRise.saliency
+
+    def counted(self, *args, **kwargs):
+        runs.append(self.masks)
+        return saliency(self, *args, **kwargs)
+
+    monkeypatch.setattr(DRise, "saliency", counted)
+    common = ("--scales", "0", "--min-score", "0.5", "--no-sanity", "--json", *FAST)
+    code, out, err = run(
+        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "odam,drise",
+        "--masks", "40", *common,
+    )  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert runs == [40]
+    assert report["settings"]["drise_reference"] == {"masks": 40, "seed": 0}
+    drise = [r["drise_spearman"] for r in report["rows"] if r["method"] == "drise"]
+    odam = [r["drise_spearman"] for r in report["rows"] if r["method"] == "odam"]
+    assert len(drise) == len(odam) >= 2
+    assert drise == pytest.approx([1.0] * len(drise))  # the reference itself
+    assert all(-1 <= v < 1 for v in odam)
+
+    runs.clear()
+    code, again, err = run(
+        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "odam,drise",
+        "--masks", "40", "--drise-masks", "30", *common,
+    )  # fmt: skip
+    assert code == 0, err
+    assert sorted(runs) == [30, 40]
+    assert json.loads(again)["settings"]["drise_reference"] == {"masks": 30, "seed": 0}

@@ -305,6 +305,7 @@ def evaluate_image(
     random_explainer: Explainer | Mapping[str, Explainer] | None = None,
     baseline: Mapping[int, Curves] | None = None,
     reference: Sequence[Explanation] | None = None,
+    explained: Mapping[str, Sequence[Explanation]] | None = None,
 ) -> ImageEvaluation:
     """All metrics for every detection of one image, every method and scale.
 
@@ -332,6 +333,9 @@ def evaluate_image(
         reference: D-RISE's explanations of ``detections`` (one per detection, every
             scale in ``scales``; :meth:`Explainer.explain_many` with a
             :class:`~yolocam_core.cams.DRise`), for ``drise_spearman``; None skips it.
+        explained: explanations already made, per method name (one per detection,
+            every scale in ``scales``, ``norm="per-map"``), used instead of explaining
+            again: e.g. D-RISE's ``reference`` when ``drise`` is also evaluated.
 
     Returns:
         An :class:`ImageEvaluation` (no rows when there is no detection).
@@ -349,10 +353,11 @@ def evaluate_image(
     random = _baseline(scorer, scales, baseline)
     rows: list[MetricRow] = []
     curves: dict[tuple[str, int], Curves] = {}
-    if reference is not None and len(reference) != len(detections):
-        raise ValueError(
-            f"reference has {len(reference)} explanations for {len(detections)} detections"
-        )
+    for what, given in (("reference", reference), *(explained or {}).items()):
+        if given is not None and len(given) != len(detections):
+            raise ValueError(
+                f"{what} has {len(given)} explanations for {len(detections)} detections"
+            )
     for method in methods:
         randomised = (
             random_explainer.get(getattr(method, "name", method))
@@ -360,7 +365,16 @@ def evaluate_image(
             else random_explainer
         )
         method_rows, method_curves = _evaluate_method(
-            explainer, scorer, method, scales, name, layer, random, randomised, reference
+            explainer,
+            scorer,
+            method,
+            scales,
+            name,
+            layer,
+            random,
+            randomised,
+            reference,
+            (explained or {}).get(getattr(method, "name", method)),
         )
         rows.extend(method_rows)
         curves.update(method_curves)
@@ -396,14 +410,17 @@ def _evaluate_method(
     random: Mapping[int, Curves],
     random_explainer: Explainer | None,
     reference: Sequence[Explanation] | None = None,
+    explained: Sequence[Explanation] | None = None,
 ) -> tuple[list[MetricRow], dict[tuple[str, int], Curves]]:
-    """The rows and own-map curves of one method: every detection × scale."""
+    """The rows and own-map curves of one method: every detection × scale (explained
+    here unless ``explained`` gives the explanations)."""
     from yolocam_core.targets import DetectionTarget
 
     targets = [DetectionTarget(d) for d in scorer.detections]
-    explained = explainer.explain_many(
-        scorer.fwd, targets, method, scales, layer=layer, norm="per-map"
-    )
+    if explained is None:
+        explained = explainer.explain_many(
+            scorer.fwd, targets, method, scales, layer=layer, norm="per-map"
+        )
     sanity = _sanity(random_explainer, scorer.fwd, targets, method, scales, layer, explained)
     method = explained[0].method if explained else getattr(method, "name", method)
     rows: list[MetricRow] = []

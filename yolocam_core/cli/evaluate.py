@@ -28,8 +28,10 @@ from yolocam_core.cli.options import (
 if TYPE_CHECKING:
     from yolocam_core.evaluate import ImageEvaluation
 
-#: Masks of the D-RISE reference ``evaluate`` compares every map with (``--drise-masks``):
-#: fewer than D-RISE's own default (1,000), since it runs on every image evaluated.
+#: Masks of the D-RISE reference ``evaluate`` compares every map with (``--drise-masks``)
+#: when ``drise`` is not among the methods: fewer than D-RISE's own default (1,000),
+#: since it runs on every image evaluated. With ``drise`` among them, the reference is
+#: its maps (its ``--masks``), made once.
 DRISE_REFERENCE_MASKS = 300
 
 
@@ -97,10 +99,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "--drise-masks",
         type=mask_count,
-        default=DRISE_REFERENCE_MASKS,
+        default=None,
         metavar="N",
         help="masks of the D-RISE reference the maps are compared with (ρ D-RISE column; "
-        f"default {DRISE_REFERENCE_MASKS}, seed --drise-seed)",
+        f"seed --drise-seed; default {DRISE_REFERENCE_MASKS}, or with drise among the "
+        "methods its --masks: its maps are then the reference, made once)",
     )
     parser.add_argument(
         "--no-drise",
@@ -117,7 +120,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Metrics per detection, method and scale; a summary table (or JSON)."""
-    from yolocam_core.cams import DRise
     from yolocam_core.evaluate import ScoringSettings, evaluate_image, summarize
     from yolocam_core.explainer import Explainer
     from yolocam_core.targets import DetectionTarget
@@ -129,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         methods_for_check = methods
     check_drise_options(args, methods_for_check)
     cams = [cam_method(m, args) for m in methods]
+    reference_method = None if args.no_drise else _reference_method(args, cams)
     scales = parse_scales(args.scales)
     spec = model_spec_from_args(args)
     settings = ScoringSettings(steps=args.steps, fill=args.fill, seeds=tuple(range(args.seeds)))
@@ -150,12 +153,18 @@ def run(args: argparse.Namespace) -> int:
         if args.min_score is not None:
             detections = [d for d in detections if d.score >= args.min_score]
         reference = None
-        if detections and not args.no_drise:
-            drise = DRise(masks=args.drise_masks, seed=args.drise_seed or 0)
-            with drise_progress(drise, progress) as report:
+        if detections and reference_method is not None:
+            with drise_progress(reference_method, progress) as report:
                 reference = explainer.explain_many(
-                    fwd, [DetectionTarget(d) for d in detections], drise, scales, progress=report
+                    fwd,
+                    [DetectionTarget(d) for d in detections],
+                    reference_method,
+                    scales,
+                    norm="per-map",
+                    progress=report,
                 )
+        # drise among the methods with the reference's settings: its maps, made once
+        reused = {"drise": reference} if reference_method in cams else None
         evaluations.append(
             evaluate_image(
                 explainer,
@@ -167,18 +176,19 @@ def run(args: argparse.Namespace) -> int:
                 settings=settings,
                 random_explainer=random_explainer,
                 reference=reference,
+                explained=reused,
             )
         )
     rows = [row for e in evaluations for row in e.rows]
     summary = summarize(rows)
     if args.json:
-        print(
-            json.dumps(
-                _report(args, methods, scales, explainer, evaluations, rows, summary),
-                indent=2,
-                ensure_ascii=False,
-            )
+        report = _report(args, methods, scales, explainer, evaluations, rows, summary)
+        report["settings"]["drise_reference"] = (
+            None
+            if reference_method is None
+            else {"masks": reference_method.masks, "seed": reference_method.seed}
         )
+        print(json.dumps(report, indent=2, ensure_ascii=False))
     elif evaluations:
         print(_tables(args, evaluations, rows, summary))
     return images.status
@@ -201,14 +211,24 @@ def _report(args, methods, scales, explainer, evaluations, rows, summary) -> dic
             "fill": args.fill,
             "seeds": args.seeds,
             "sanity": None if args.no_sanity else args.randomise,
-            "drise_reference": None
-            if args.no_drise
-            else {"masks": args.drise_masks, "seed": args.drise_seed or 0},
         },
         "images": [detections_report(e.image, e.size, e.detections) for e in evaluations],
         "rows": [row.to_dict() for row in rows],
         "summary": summary,
     }
+
+
+def _reference_method(args: argparse.Namespace, cams: list):
+    """The D-RISE whose maps are the reference: the evaluated ``drise`` itself when
+    ``--drise-masks`` is not given or equals its ``--masks``, else one of
+    ``--drise-masks`` (default :data:`DRISE_REFERENCE_MASKS`) and ``--drise-seed``."""
+    from yolocam_core.cams import DRise
+
+    evaluated = next((c for c in cams if isinstance(c, DRise)), None)
+    if evaluated is not None and args.drise_masks in (None, evaluated.masks):
+        return evaluated
+    masks = DRISE_REFERENCE_MASKS if args.drise_masks is None else args.drise_masks
+    return DRise(masks=masks, seed=args.drise_seed or 0)
 
 
 def _randomised(explainer, cams, args) -> dict:
