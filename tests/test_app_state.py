@@ -284,26 +284,38 @@ def test_maps_zip_carries_metadata_and_the_report_is_self_contained(app, detecto
 
 
 def test_page_images_are_compact_jpegs(sample_rgb):
-    """The page's images are sent as JPEG at quality 88: the picture unchanged to the
-    eye, a fraction of the bytes Streamlit's own encoding (quality 100) sends."""
+    """The page's images are sent as JPEG at quality 88 (the picture unchanged to the
+    eye, a fraction of the bytes Streamlit's own encoding at quality 100 sends), at
+    most GRID_MAX_SIDE pixels a side."""
     import base64
 
     import cv2
     from PIL import Image
 
-    from yolocam_app.views import page_image
+    from yolocam_app.views import GRID_MAX_SIDE, page_image
 
-    image = cv2.resize(sample_rgb["bus.jpg"], (540, 720), interpolation=cv2.INTER_AREA)
-    url = page_image(image)
     prefix = "data:image/jpeg;base64,"
-    assert url.startswith(prefix)
-    data = base64.b64decode(url[len(prefix) :])
-    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+
+    def decoded(url: str) -> tuple[np.ndarray, bytes]:
+        assert url.startswith(prefix)
+        data = base64.b64decode(url[len(prefix) :])
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1], data
+
+    image = cv2.resize(sample_rgb["bus.jpg"], (420, 560), interpolation=cv2.INTER_AREA)
+    back, data = decoded(page_image(image))
     assert back.shape == image.shape
     assert np.abs(back.astype(int) - image).mean() < 5  # RGB order kept: a swap gives ~18
     full = io.BytesIO()
     Image.fromarray(image).save(full, format="JPEG", quality=100)
     assert len(data) < 0.5 * len(full.getvalue())
+    # Larger pictures are shrunk to GRID_MAX_SIDE a side, the aspect ratio kept.
+    big = cv2.resize(sample_rgb["bus.jpg"], (540, 720), interpolation=cv2.INTER_AREA)
+    back, _ = decoded(page_image(big))
+    assert back.shape == (GRID_MAX_SIDE, 420, 3)
+    small = cv2.resize(big, (420, GRID_MAX_SIDE), interpolation=cv2.INTER_AREA)
+    assert np.abs(back.astype(int) - small).mean() < 5
+    back, _ = decoded(page_image(big, max_side=720))
+    assert back.shape == big.shape
 
 
 def test_page_images_travel_inline(app):
