@@ -112,7 +112,8 @@ def _chunks(port: int) -> list[str]:
     conn.request("GET", "/")
     html = conn.getresponse().read().decode()
     conn.close()
-    return ["/" + p.lstrip("./") for p in re.findall(r'href="(\./static/js/[^"]+\.js)"', html)]
+    links = re.findall(r'href="(\./static/js/[^"]+\.js)"', html)
+    return ["/" + p.removeprefix("./") for p in links]
 
 
 def _fetch_all(port: int, paths: list[str]) -> list[float]:
@@ -169,8 +170,9 @@ def _first_heatmaps(browser, port: int, context=None) -> float:
 
 
 def warm_start(sessions: int, apps: dict[str, Path] | None = None) -> None:
-    """New sessions on three warm servers, taken in turn (the machine's load hits all
-    alike); ``apps`` adds servers of other checkouts (name: repository root)."""
+    """New sessions on warm servers, taken in turn (the machine's load hits all alike);
+    ``apps`` adds servers of other checkouts (name: repository root; one without the
+    launcher is served by plain ``streamlit run``)."""
     from playwright.sync_api import sync_playwright
 
     sys.path.insert(0, str(ROOT / "tests"))
@@ -178,6 +180,8 @@ def warm_start(sessions: int, apps: dict[str, Path] | None = None) -> None:
 
     def launcher(root: Path, script: Path | None = None) -> list[str]:
         if script is None:
+            if not (root / "yolocam_app" / "serve.py").is_file():  # before the launcher
+                return [sys.executable, "-m", "streamlit", "run", "app.py"]
             return [sys.executable, "-m", "yolocam_app.serve"]
         code = (
             "import sys; from yolocam_app import serve; "

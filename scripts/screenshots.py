@@ -50,7 +50,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        [sys.executable, "-m", "yolocam_app.serve", "--server.port", str(port)],
         cwd=ROOT,
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,

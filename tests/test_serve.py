@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from streamlit.web.server.starlette import starlette_server
 
 from yolocam_app import serve
@@ -29,18 +30,47 @@ def _accepted_nodelay() -> int:
         listener.close()
 
 
+@pytest.fixture
+def restore_bind(monkeypatch):
+    """Streamlit's own _bind_socket back after the test."""
+    monkeypatch.setattr(starlette_server, "_bind_socket", starlette_server._bind_socket)
+
+
 def test_streamlit_alone_leaves_nagle_on():
     # The cause the launcher works around (asyncio skips sockets whose protocol is 0).
     # When this fails, Streamlit sets TCP_NODELAY itself and serve.py's fix can go.
     assert _accepted_nodelay() == 0
 
 
-def test_the_launcher_turns_nagle_off_on_accepted_connections(monkeypatch):
-    monkeypatch.setattr(starlette_server, "_bind_socket", starlette_server._bind_socket)
+def test_streamlit_binds_its_server_through_bind_socket():
+    # The function the launcher wraps is the one the server binds with (looked up on
+    # the module at call time, so the wrapper is what it calls).
+    assert "_bind_socket" in starlette_server._bind_server_socket.__code__.co_names
+
+
+def test_the_launcher_turns_nagle_off_on_accepted_connections(restore_bind):
     assert serve.nodelay_listener()
-    assert serve.nodelay_listener()  # idempotent: wrapped once
-    assert getattr(starlette_server._bind_socket, "yolocam_nodelay", False)
-    assert _accepted_nodelay() == 1
+    wrapped = starlette_server._bind_socket
+    assert serve.nodelay_listener()
+    assert starlette_server._bind_socket is wrapped  # idempotent: wrapped once
+    assert _accepted_nodelay() != 0
+
+
+def test_main_wraps_then_runs_streamlit_on_app_py(restore_bind, monkeypatch):
+    from streamlit.web import cli
+
+    calls = []
+
+    def fake_main(args, prog_name):
+        calls.append(
+            (args, prog_name, getattr(starlette_server._bind_socket, "yolocam_nodelay", False))
+        )
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    with pytest.raises(SystemExit):
+        serve.main(["--server.port", "8599"])
+    assert calls == [(["run", str(ROOT / "app.py"), "--server.port", "8599"], "streamlit", True)]
 
 
 def test_the_launcher_is_streamlit_run_on_app_py():

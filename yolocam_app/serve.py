@@ -6,21 +6,24 @@ creates its listening socket as ``socket.socket(family)``, so its protocol numbe
 ``IPPROTO_TCP``, so the connections it accepts keep Nagle on. Uvicorn writes a
 response's headers and body separately. On a kept-alive connection the small body
 then waits for the browser's delayed ACK of the headers, about 40 ms. A new session
-fetches about 100 small script chunks over six connections and pays that wait for
-almost every one; the updates sent over the WebSocket pay it too.
-``bench/bench_serve.py`` measures the difference.
+fetches over a hundred small script chunks (58 preloaded by ``index.html``, the rest
+as the page's elements need them) over six connections, and pays that wait for
+almost every one. ``bench/bench_serve.py`` measures the difference.
 
-The fix sets ``TCP_NODELAY`` on the listening socket. Linux copies it to every
-accepted socket.
+The fix sets ``TCP_NODELAY`` on the listening socket; Linux (and the BSDs) copy it to
+every accepted socket. Without it (another Streamlit, another platform) the app is
+served as ``streamlit run`` serves it, with a warning in the log.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
@@ -30,7 +33,8 @@ _log = logging.getLogger(__name__)
 def nodelay_listener() -> bool:
     """Make the Streamlit server's listening socket disable Nagle's algorithm.
 
-    Wraps Streamlit's private ``starlette_server._bind_socket``; it is idempotent.
+    Wraps Streamlit's private ``starlette_server._bind_socket`` (which its server calls
+    to bind); idempotent.
 
     Returns:
         Whether the fix is in place. It is False when this Streamlit has no such
@@ -39,6 +43,7 @@ def nodelay_listener() -> bool:
     try:
         from streamlit.web.server.starlette import starlette_server
     except ImportError:
+        _log.warning("streamlit has no Starlette server module: serving without TCP_NODELAY")
         return False
     bind = getattr(starlette_server, "_bind_socket", None)
     if bind is None:
@@ -47,9 +52,13 @@ def nodelay_listener() -> bool:
     if getattr(bind, "yolocam_nodelay", False):
         return True
 
-    def bind_nodelay(address: str, port: int, backlog: int) -> socket.socket:
-        sock = bind(address, port, backlog)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    @functools.wraps(bind)
+    def bind_nodelay(*args, **kwargs) -> socket.socket:
+        sock = bind(*args, **kwargs)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:  # not a TCP socket: serve as Streamlit would
+            _log.warning("could not set TCP_NODELAY on the server socket: %s", exc)
         return sock
 
     bind_nodelay.yolocam_nodelay = True  # type: ignore[attr-defined]
@@ -57,14 +66,19 @@ def nodelay_listener() -> bool:
     return True
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run ``streamlit run app.py`` with :func:`nodelay_listener`; ``argv`` are more
-    ``streamlit run`` options (default: the command line's)."""
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run ``streamlit run app.py`` with :func:`nodelay_listener`; exits with its code.
+
+    Args:
+        argv: ``streamlit run`` options, e.g. ``["--server.port", "8502"]`` (default:
+            the command line's); arguments for the app itself go after ``--``.
+    """
     from streamlit.web import cli
 
     nodelay_listener()
     args = list(sys.argv[1:] if argv is None else argv)
     cli.main(["run", str(APP), *args], prog_name="streamlit")
+    raise SystemExit(0)  # click exits the process itself; never reached
 
 
 if __name__ == "__main__":
