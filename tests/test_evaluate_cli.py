@@ -159,6 +159,7 @@ def test_bad_files_are_one_line_each_and_others_still_run(capsys, samples, tmp_p
         (("--methods", "gradcam,nope"), 1, "--methods: unknown 'nope'; use all or some of"),
         (("--scales", "7"), 1, "--scales: this model has scales 0..1 (13×13"),
         (("--steps", "0"), 2, "argument --steps: 0 is outside 1..1000"),
+        (("--no-drise", "--drise-masks", "50"), 1, "--drise-masks and --no-drise contradict"),
     ],
 )
 def test_usage_errors_are_one_line(capsys, samples, argv, code, message):
@@ -218,26 +219,39 @@ def test_drise_among_the_methods_is_the_reference_made_once(capsys, samples, mon
         return saliency(self, *args, **kwargs)
 
     monkeypatch.setattr(DRise, "saliency", counted)
-    common = ("--scales", "0", "--min-score", "0.5", "--no-sanity", "--json", *FAST)
+    common = ("--scales", "0", "--min-score", "0.5", "--no-sanity", *FAST)
+    image = str(samples["bus.jpg"])
     code, out, err = run(
-        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "odam,drise",
-        "--masks", "40", *common,
-    )  # fmt: skip
+        capsys, "evaluate", image, "--methods", "odam,drise", "--masks", "40", "--json", *common
+    )
     assert code == 0, err
     report = json.loads(out)
     assert runs == [40]
     assert report["settings"]["drise_reference"] == {"masks": 40, "seed": 0}
-    drise = [r["drise_spearman"] for r in report["rows"] if r["method"] == "drise"]
+    shared = [r for r in report["rows"] if r["method"] == "drise"]
     odam = [r["drise_spearman"] for r in report["rows"] if r["method"] == "odam"]
-    assert len(drise) == len(odam) >= 2
-    assert drise == pytest.approx([1.0] * len(drise))  # the reference itself
+    assert len(shared) == len(odam) >= 2
+    assert all(r["drise_spearman"] is None for r in shared)  # the reference itself
     assert all(-1 <= v < 1 for v in odam)
 
+    # Another reference: D-RISE made twice, its own maps the same as when shared.
     runs.clear()
     code, again, err = run(
-        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "odam,drise",
-        "--masks", "40", "--drise-masks", "30", *common,
+        capsys, "evaluate", image, "--methods", "odam,drise", "--masks", "40",
+        "--drise-masks", "30", "--json", *common,
     )  # fmt: skip
     assert code == 0, err
     assert sorted(runs) == [30, 40]
-    assert json.loads(again)["settings"]["drise_reference"] == {"masks": 30, "seed": 0}
+    report = json.loads(again)
+    assert report["settings"]["drise_reference"] == {"masks": 30, "seed": 0}
+    fresh = [r for r in report["rows"] if r["method"] == "drise"]
+    assert all(-1 <= r["drise_spearman"] <= 1 for r in fresh)
+    same = ("pointing_game", "instance_hit", "deletion_auc", "insertion_auc", "support")
+    assert [[r[k] for k in same] for r in fresh] == [[r[k] for k in same] for r in shared]
+
+    # The table names the reference.
+    code, out, err = run(
+        capsys, "evaluate", image, "--methods", "odam", "--drise-masks", "30", *common
+    )
+    assert code == 0, err
+    assert "D-RISE reference 30 masks 16×16 p=0.5 seed 0" in out

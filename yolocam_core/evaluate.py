@@ -334,8 +334,10 @@ def evaluate_image(
             scale in ``scales``; :meth:`Explainer.explain_many` with a
             :class:`~yolocam_core.cams.DRise`), for ``drise_spearman``; None skips it.
         explained: explanations already made, per method name (one per detection,
-            every scale in ``scales``, ``norm="per-map"``), used instead of explaining
-            again: e.g. D-RISE's ``reference`` when ``drise`` is also evaluated.
+            the maps of ``scales`` in that order, ``norm="per-map"``), used instead of
+            explaining again: e.g. D-RISE's ``reference`` when ``drise`` is also
+            evaluated (its own rows then have no ``drise_spearman``: the maps are the
+            reference).
 
     Returns:
         An :class:`ImageEvaluation` (no rows when there is no detection).
@@ -358,6 +360,13 @@ def evaluate_image(
             raise ValueError(
                 f"{what} has {len(given)} explanations for {len(detections)} detections"
             )
+    for what, given in (explained or {}).items():
+        for e in given:
+            if e.norm != "per-map" or [m.scale for m in e.maps] != list(scales):
+                raise ValueError(
+                    f"explained[{what!r}] must hold per-map maps of scales {list(scales)}; "
+                    f"got {e.norm} maps of {[m.scale for m in e.maps]}"
+                )
     for method in methods:
         randomised = (
             random_explainer.get(getattr(method, "name", method))
@@ -417,6 +426,7 @@ def _evaluate_method(
     from yolocam_core.targets import DetectionTarget
 
     targets = [DetectionTarget(d) for d in scorer.detections]
+    is_reference = explained is not None and explained is reference
     if explained is None:
         explained = explainer.explain_many(
             scorer.fwd, targets, method, scales, layer=layer, norm="per-map"
@@ -433,7 +443,7 @@ def _evaluate_method(
             grid_map = explained[d].maps[j].grid_map
             others = same_class_others(scorer.detections, d)
             drise = None
-            if reference is not None:
+            if reference is not None and not is_reference:
                 drise = float(agreement(grid_map, reference[d].by_scale(s).grid_map))
             rows.append(
                 MetricRow(

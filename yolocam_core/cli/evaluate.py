@@ -24,8 +24,10 @@ from yolocam_core.cli.options import (
     resolve_method,
     whole,
 )
+from yolocam_core.errors import YolocamError
 
 if TYPE_CHECKING:
+    from yolocam_core.cams import DRise
     from yolocam_core.evaluate import ImageEvaluation
 
 #: Masks of the D-RISE reference ``evaluate`` compares every map with (``--drise-masks``)
@@ -130,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         methods_for_check = methods
     check_drise_options(args, methods_for_check)
+    if args.no_drise and args.drise_masks is not None:
+        raise YolocamError("--drise-masks and --no-drise contradict each other: leave one out")
     cams = [cam_method(m, args) for m in methods]
     reference_method = None if args.no_drise else _reference_method(args, cams)
     scales = parse_scales(args.scales)
@@ -164,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
                     progress=report,
                 )
         # drise among the methods with the reference's settings: its maps, made once
-        reused = {"drise": reference} if reference_method in cams else None
+        shared = reference is not None and any(c is reference_method for c in cams)
+        reused = {reference_method.name: reference} if shared else None
         evaluations.append(
             evaluate_image(
                 explainer,
@@ -182,19 +187,16 @@ def run(args: argparse.Namespace) -> int:
     rows = [row for e in evaluations for row in e.rows]
     summary = summarize(rows)
     if args.json:
-        report = _report(args, methods, scales, explainer, evaluations, rows, summary)
-        report["settings"]["drise_reference"] = (
-            None
-            if reference_method is None
-            else {"masks": reference_method.masks, "seed": reference_method.seed}
+        report = _report(
+            args, methods, scales, explainer, evaluations, rows, summary, reference_method
         )
         print(json.dumps(report, indent=2, ensure_ascii=False))
     elif evaluations:
-        print(_tables(args, evaluations, rows, summary))
+        print(_tables(args, evaluations, rows, summary, reference_method))
     return images.status
 
 
-def _report(args, methods, scales, explainer, evaluations, rows, summary) -> dict:
+def _report(args, methods, scales, explainer, evaluations, rows, summary, reference) -> dict:
     from yolocam_core.outputs import detections_report
 
     num_heads = len(explainer.detector.heads) if explainer is not None else 0
@@ -211,6 +213,9 @@ def _report(args, methods, scales, explainer, evaluations, rows, summary) -> dic
             "fill": args.fill,
             "seeds": args.seeds,
             "sanity": None if args.no_sanity else args.randomise,
+            "drise_reference": None
+            if reference is None
+            else {"masks": reference.masks, "seed": reference.seed},
         },
         "images": [detections_report(e.image, e.size, e.detections) for e in evaluations],
         "rows": [row.to_dict() for row in rows],
@@ -218,9 +223,9 @@ def _report(args, methods, scales, explainer, evaluations, rows, summary) -> dic
     }
 
 
-def _reference_method(args: argparse.Namespace, cams: list):
-    """The D-RISE whose maps are the reference: the evaluated ``drise`` itself when
-    ``--drise-masks`` is not given or equals its ``--masks``, else one of
+def _reference_method(args: argparse.Namespace, cams: Sequence) -> DRise:
+    """The D-RISE whose maps are the reference: the evaluated ``drise`` itself (same
+    object) when ``--drise-masks`` is not given or equals its ``--masks``, else one of
     ``--drise-masks`` (default :data:`DRISE_REFERENCE_MASKS`) and ``--drise-seed``."""
     from yolocam_core.cams import DRise
 
@@ -228,7 +233,7 @@ def _reference_method(args: argparse.Namespace, cams: list):
     if evaluated is not None and args.drise_masks in (None, evaluated.masks):
         return evaluated
     masks = DRISE_REFERENCE_MASKS if args.drise_masks is None else args.drise_masks
-    return DRise(masks=masks, seed=args.drise_seed or 0)
+    return DRise(masks=masks, seed=0 if args.drise_seed is None else args.drise_seed)
 
 
 def _randomised(explainer, cams, args) -> dict:
@@ -250,7 +255,7 @@ def _randomised(explainer, cams, args) -> dict:
     }
 
 
-def _tables(args, evaluations, rows, summary) -> str:
+def _tables(args, evaluations, rows, summary, reference_method: DRise | None) -> str:
     from yolocam_core.evaluate import OWN, reading
 
     blocks = []
@@ -261,10 +266,15 @@ def _tables(args, evaluations, rows, summary) -> str:
             blocks.append(format_rows(e))
     if rows:
         count = sum(len(e.detections) for e in evaluations)
+        reference = (
+            ""
+            if reference_method is None
+            else (f", D-RISE reference {reference_method.describe()}")
+        )
         title = (
             f"Summary over {count} detection(s) in {len(evaluations)} image(s), means "
             f"per method × scale ({args.steps} steps, fill {args.fill}, "
-            f"{args.seeds} random map(s)):"
+            f"{args.seeds} random map(s){reference}):"
         )
         scales_seen = list(dict.fromkeys(r.scale for r in rows))
         readings = [reading(summary, s) for s in [*scales_seen, OWN]]
