@@ -6,6 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=$(realpath -m "${1:-.cache/evalset}")
+# Already fetched (every listed photo present): nothing to download again.
+if [ -z "${FORCE:-}" ] && [ -s "$dest/photos.txt" ] &&
+  [ "$(wc -l <"$dest/photos.txt")" -eq 15 ] &&
+  xargs -d '\n' -a "$dest/photos.txt" ls >/dev/null 2>&1; then
+  echo "15 evaluation photos already in $dest (FORCE=1 fetches them again)"
+  exit 0
+fi
 mkdir -p "$dest"/{dl,deb,pypi}
 PY=$PWD/.venv/bin/python
 [ -x "$PY" ] || PY=${PYTHON:-python3}
