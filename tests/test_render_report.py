@@ -233,3 +233,12 @@ def test_metadata_names_each_scales_file():
     assert [s["grid"] for s in meta["scales"]] == [[13, 13], [26, 26]]
     assert meta["scale_scores"] == [0.87, 0.00137] and meta["weak_below"] == 0.01
     json.dumps(meta)  # JSON-ready
+
+
+def test_shrink_keeps_the_aspect_ratio_and_returns_small_images_as_they_are():
+    small = np.zeros((40, 30, 3), np.uint8)
+    assert render.shrink(small, 40) is small
+    tall = np.full((800, 600, 3), 200, np.uint8)
+    out = render.shrink(tall, 560)
+    assert out.shape == (560, 420, 3) and out.dtype == np.uint8 and (out == 200).all()
+    assert render.shrink(np.zeros((1000, 10)), 50).shape == (50, 1)  # never 0 pixels

@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 import streamlit as st
 
+from yolocam_core import render
 from yolocam_core.cams import is_black_box
 from yolocam_core.detector import DEFAULT_MAX_DETECTIONS, Detections
 from yolocam_core.errors import YolocamError
@@ -319,11 +319,7 @@ def decode_image(key: str, _data: bytes) -> tuple[np.ndarray, tuple[int, int]]:
     """
     image = load_image(_data)
     original = image.shape[:2]
-    scale = DISPLAY_MAX_SIDE / max(original)
-    if scale < 1:
-        size = (round(original[1] * scale), round(original[0] * scale))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return image, original
+    return render.shrink(image, DISPLAY_MAX_SIDE), original
 
 
 # -- detection and explanations -------------------------------------------------------

@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import threading
 
-import cv2
 import numpy as np
 import streamlit as st
 
@@ -98,13 +97,10 @@ class Context:
 @st.cache_data(max_entries=16, show_spinner=False)
 def _view_copy(key: str, _image: np.ndarray) -> tuple[np.ndarray, float]:
     """The image at most :data:`VIEW_MAX_SIDE` a side, and its scale."""
-    scale = min(1.0, VIEW_MAX_SIDE / max(_image.shape[:2]))
-    if scale >= 1.0:
+    small = render.shrink(_image, VIEW_MAX_SIDE)
+    if small is _image:
         return _image, 1.0
-    h, w = _image.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(_image, size, interpolation=cv2.INTER_AREA)
-    return small, small.shape[1] / w
+    return small, small.shape[1] / _image.shape[1]
 
 
 def with_progress(work, describe) -> object:
@@ -514,12 +510,7 @@ def page_image(image: np.ndarray, max_side: int = GRID_MAX_SIDE) -> str:
     cores, click to new overlays loaded): as links 0.45–0.6 s, the picture requests
     waiting 0.15–0.4 s for the server; inline 0.14–0.27 s.
     """
-    h, w = image.shape[:2]
-    if max(h, w) > max_side:
-        f = max_side / max(h, w)
-        size = (max(1, round(w * f)), max(1, round(h * f)))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return data_uri(image, "jpeg", JPEG_QUALITY)
+    return data_uri(render.shrink(image, max_side), "jpeg", JPEG_QUALITY)
 
 
 def overlays_ui(ctx: Context, explanation: Explanation, columns=None, legend=None) -> None:

@@ -83,6 +83,20 @@ def overlay(
     return cv2.addWeighted(colorize(heatmap, colormap), opacity, image, 1.0 - opacity, 0.0)
 
 
+def shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+    """An image at most ``max_side`` pixels a side: shrunk by area averaging (aspect
+    ratio kept, each side at least 1 pixel), or the same array when it fits.
+
+    Args:
+        image: (H, W) or (H, W, C).
+    """
+    scale = max_side / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 # A font with "×" and "·"; Pillow's built-in font has neither, so it is the fallback.
 _FONT_FILES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",

@@ -152,14 +152,6 @@ def data_uri(image: np.ndarray, fmt: str = "jpeg", quality: int = 85) -> str:
     return f"data:image/{fmt};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
-def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
-    scale = max_side / max(image.shape[:2])
-    if scale >= 1:
-        return image
-    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def _scaled_detections(detections, factor: float):
     """Detections with boxes multiplied by ``factor`` (for a shrunk image)."""
     import dataclasses
@@ -227,7 +219,7 @@ def html_report(
         detections) is embedded as ``<script type="application/json"
         id="yolocam-metadata">``.
     """
-    small = _shrink(image, max_side)
+    small = render.shrink(image, max_side)
     factor = small.shape[1] / image.shape[1]
     shrunk = _scaled_detections(detections, factor)
     photo = render.draw_detections(small, shrunk, highlight=chosen)
