@@ -98,8 +98,6 @@ class Context:
 def _view_copy(key: str, _image: np.ndarray) -> tuple[np.ndarray, float]:
     """The image at most :data:`VIEW_MAX_SIDE` a side, and its scale."""
     small = render.shrink(_image, VIEW_MAX_SIDE)
-    if small is _image:
-        return _image, 1.0
     return small, small.shape[1] / _image.shape[1]
 
 
