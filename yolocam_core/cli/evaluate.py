@@ -233,7 +233,7 @@ def _reference_method(args: argparse.Namespace, cams: Sequence) -> DRise:
     if evaluated is not None and args.drise_masks in (None, evaluated.masks):
         return evaluated
     masks = DRISE_REFERENCE_MASKS if args.drise_masks is None else args.drise_masks
-    return DRise(masks=masks, seed=0 if args.drise_seed is None else args.drise_seed)
+    return cam_method("drise", args, masks=masks)
 
 
 def _randomised(explainer, cams, args) -> dict:

@@ -395,14 +395,15 @@ def check_drise_options(args: argparse.Namespace, methods: Sequence[str]) -> Non
         )
 
 
-def cam_method(name: str, args: argparse.Namespace):
+def cam_method(name: str, args: argparse.Namespace, masks: int | None = None):
     """The method to hand the library: ``name``, or for ``drise`` a ``DRise`` with
-    ``--masks`` and ``--drise-seed``."""
+    ``masks`` (default: ``--masks``, else :data:`DEFAULT_MASKS`) and ``--drise-seed``."""
     if name != "drise":
         return name
     from yolocam_core.cams import DRise
 
-    masks = DEFAULT_MASKS if args.masks is None else args.masks
+    if masks is None:
+        masks = DEFAULT_MASKS if args.masks is None else args.masks
     return DRise(masks=masks, seed=0 if args.drise_seed is None else args.drise_seed)
 
 
