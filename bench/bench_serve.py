@@ -25,9 +25,7 @@ import http.client
 import os
 import platform
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,9 @@ from pathlib import Path
 from machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the app's package, not installed
+from yolocam_app.serve import child_server  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 OVERLAY = "[data-testid='stImageCaption']:has-text('stride')"
 ONE_IMAGE_APP = """import numpy as np
@@ -70,40 +71,12 @@ st.image(np.zeros((416, 416, 3), np.uint8), caption="13×13 · stride 32")
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def _server(command: list[str], cwd: Path):
-    """A Streamlit server started with ``command`` (port options appended); yields
-    its port once it accepts connections."""
-    port = _free_port()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    options = ["--server.port", str(port), "--server.address", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*command, *options, "--server.headless", "true"],
-        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit(f"server did not start: {' '.join(command)}") from None
-                time.sleep(0.2)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    """A Streamlit server started with ``command``; yields its port once it accepts
+    connections."""
+    with child_server(command, cwd=cwd) as (url, _):
+        yield int(url.rsplit(":", 1)[1])
 
 
 def _chunks(port: int) -> list[str]:

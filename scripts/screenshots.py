@@ -11,8 +11,6 @@ Debian's chromium and playwright in .venv (the dev requirements):
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,9 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the app's package, not installed
+from yolocam_app.serve import child_server  # noqa: E402
+
 OUT = ROOT / "docs" / "screenshots"
 ARGS = [
     "--headless=new",
@@ -46,47 +47,32 @@ def choose_sample(page, name: str) -> None:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     subprocess.run(["bash", str(ROOT / "scripts" / "fetch-samples.sh")], check=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "yolocam_app.serve", "--server.port", str(port)],
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(5)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1250})
-            page.goto(f"http://127.0.0.1:{port}")
-            page.locator(CAPTION).first.wait_for(timeout=180_000)
-            choose_sample(page, "kites-bw.png")
-            page.locator("[data-testid='yolocamHeatView']").first.wait_for(timeout=60_000)
-            time.sleep(2)
-            page.screenshot(path=str(OUT / "explore.png"))
-            choose_sample(page, "citrus-fruits.jpg")
-            page.get_by_text("Compare methods", exact=True).first.click()
-            page.get_by_role("heading", name="Compare CAM methods").wait_for(timeout=60_000)
-            page.get_by_text("citrus-fruits.jpg · the target's box highlighted").wait_for(
-                timeout=120_000
-            )
-            page.wait_for_function(
-                "document.querySelectorAll(\"[data-testid='stImage']\").length >= 15",
-                timeout=120_000,
-            )
-            time.sleep(2)
-            page.screenshot(path=str(OUT / "compare.png"))
-            page.get_by_text("Model", exact=True).first.click()
-            page.get_by_role("heading", name="Model · yolov4-tiny").wait_for(timeout=60_000)
-            time.sleep(1)
-            page.screenshot(path=str(OUT / "model.png"))
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with child_server() as (url, _), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1250})
+        page.goto(url)
+        page.locator(CAPTION).first.wait_for(timeout=180_000)
+        choose_sample(page, "kites-bw.png")
+        page.locator("[data-testid='yolocamHeatView']").first.wait_for(timeout=60_000)
+        time.sleep(2)
+        page.screenshot(path=str(OUT / "explore.png"))
+        choose_sample(page, "citrus-fruits.jpg")
+        page.get_by_text("Compare methods", exact=True).first.click()
+        page.get_by_role("heading", name="Compare CAM methods").wait_for(timeout=60_000)
+        page.get_by_text("citrus-fruits.jpg · the target's box highlighted").wait_for(
+            timeout=120_000
+        )
+        page.wait_for_function(
+            "document.querySelectorAll(\"[data-testid='stImage']\").length >= 15",
+            timeout=120_000,
+        )
+        time.sleep(2)
+        page.screenshot(path=str(OUT / "compare.png"))
+        page.get_by_text("Model", exact=True).first.click()
+        page.get_by_role("heading", name="Model · yolov4-tiny").wait_for(timeout=60_000)
+        time.sleep(1)
+        page.screenshot(path=str(OUT / "model.png"))
+        browser.close()
     for shot in OUT.glob("*.png"):
         image = Image.open(shot).convert("RGB")
         image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT)

@@ -20,15 +20,15 @@ Timings and memory are printed (run with ``-s``); screenshots go to .cache/scree
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from yolocam_app.serve import child_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / ".cache" / "screenshots"
@@ -48,12 +48,6 @@ OVERLAY = "[data-testid='stImageCaption']:has-text('stride')"
 MEMORY_BUDGET_MB = 2500
 
 pytestmark = pytest.mark.browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _status_mb(pid: int, field: str) -> float:
@@ -94,48 +88,22 @@ class RssSampler:
         self._thread.join(timeout=5)
 
 
-def _start_server(log: Path, cache: Path):
-    port = _free_port()
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache), TF_CPP_MIN_LOG_LEVEL="2")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "yolocam_app.serve",
-                "--server.port", str(port), "--server.address", "127.0.0.1",
-                "--server.headless", "true",
-            ],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return f"http://127.0.0.1:{port}", proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    pytest.fail(f"streamlit did not start: {log.read_text()[-2000:]}")
-
-
-def _stop_server(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A fresh server (``python -m yolocam_app.serve``) with an empty model cache (a cold
     start)."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: run scripts/test.sh (it installs Debian's chromium)")
-    url, proc = _start_server(
-        tmp_path_factory.mktemp("log") / "streamlit.log", tmp_path_factory.mktemp("cold-cache")
-    )
-    yield url, proc
-    _stop_server(proc)
+    cache = tmp_path_factory.mktemp("cold-cache")
+    with _server(tmp_path_factory.mktemp("log") / "streamlit.log", cache) as running:
+        yield running
+
+
+def _server(log: Path, cache: Path):
+    """The app served as scripts/run-app.sh serves it, with ``cache`` as XDG_CACHE_HOME;
+    a context yielding ``(url, process)``."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache), TF_CPP_MIN_LOG_LEVEL="2")
+    return child_server(env=env, log=log, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -399,8 +367,7 @@ def test_a_flooding_model_and_six_sessions(browser, detector, tmp_path):
         for n in ("dog.jpg", "person.jpg", "horses.jpg", "kite.jpg", "eagle.jpg", "giraffe.jpg")
     ]
     # The model cache the `detector` fixture filled (conftest.py): no conversion here.
-    url, proc = _start_server(tmp_path / "streamlit.log", Path(os.environ["XDG_CACHE_HOME"]))
-    try:
+    with _server(tmp_path / "streamlit.log", Path(os.environ["XDG_CACHE_HOME"])) as (url, proc):
         with RssSampler(proc.pid) as rss:
             flood, _ = _open(browser, url, timeout=240_000)
             others = [_open(browser, url)[0] for _ in photos]
@@ -466,8 +433,6 @@ def test_a_flooding_model_and_six_sessions(browser, detector, tmp_path):
             for page in [flood, *others]:
                 _close(page)
         hwm = _status_mb(proc.pid, "VmHWM")
-    finally:
-        _stop_server(proc)
     print(
         f"\nflood test ({_load()}): server RSS idle with 7 sessions {idle:.0f} MB, peak "
         f"{rss.peak:.0f} MB sampled every 50 ms, {hwm:.0f} MB VmHWM (start-up included); "

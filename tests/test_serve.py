@@ -81,3 +81,24 @@ def test_the_launcher_is_streamlit_run_on_app_py():
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Usage: streamlit run" in result.stdout and "--server.port" in result.stdout
+
+
+_LISTENER = (
+    "import socket, sys, time; port = int(sys.argv[sys.argv.index('--server.port') + 1]); "
+    "s = socket.socket(); s.bind(('127.0.0.1', port)); s.listen(); time.sleep(120)"
+)
+
+
+def test_child_server_yields_once_listening_and_stops_the_process(tmp_path):
+    with serve.child_server([sys.executable, "-c", _LISTENER], log=tmp_path / "log") as (url, proc):
+        assert url.startswith("http://127.0.0.1:") and proc.poll() is None
+        port = int(url.rsplit(":", 1)[1])
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert proc.poll() is not None  # terminated on exit
+
+
+def test_child_server_that_exits_raises_with_its_log(tmp_path):
+    command = [sys.executable, "-c", "print('no such option'); raise SystemExit(2)"]
+    with pytest.raises(RuntimeError, match=r"did not start.*no such option"):
+        with serve.child_server(command, log=tmp_path / "log", timeout=30):
+            pass

@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import socket
+import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import NoReturn
 
@@ -79,6 +83,73 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
     cli.main(["run", str(APP), *args], prog_name="streamlit")
     raise SystemExit(0)  # click exits the process itself; never reached
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def child_server(
+    command: Sequence[str] | None = None,
+    *,
+    cwd: Path = APP.parent,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    timeout: float = 120.0,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A Streamlit server in a child process on a free local port, for the browser
+    tests, ``bench/bench_serve.py`` and ``scripts/screenshots.py``.
+
+    Args:
+        command: what to run before the port options (default: this launcher, i.e.
+            ``python -m yolocam_app.serve``).
+        env: the child's environment (default: this one's, TensorFlow's log quieted).
+        log: where its output goes (default: discarded).
+        timeout: seconds to wait for it to accept connections.
+
+    Yields:
+        ``(url, process)`` once the server accepts connections; the process is
+        terminated (killed after 30 s) on exit.
+
+    Raises:
+        RuntimeError: it exited or did not listen within ``timeout`` (with the end of
+            its log, if any).
+    """
+    port = free_port()
+    command = list(command or [sys.executable, "-m", "yolocam_app.serve"])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2") if env is None else dict(env)
+    options = ["--server.port", str(port), "--server.address", "127.0.0.1"]
+    sink = open(log, "w") if log is not None else nullcontext(subprocess.DEVNULL)
+    with sink as out:  # the child keeps its own copy of the file
+        proc = subprocess.Popen(
+            [*command, *options, "--server.headless", "true"],
+            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    tail = log.read_text()[-2000:] if log is not None else ""
+                    raise RuntimeError(
+                        f"the server did not start ({' '.join(command)}): {tail}"
+                    ) from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 if __name__ == "__main__":
