@@ -14,8 +14,9 @@ from yolocam_core.runtime import start_tensorflow
 # out of the server's log; once per process, later reruns return at once.
 start_tensorflow()
 
-from yolocam_app import sidebar  # noqa: E402
+from yolocam_app import sidebar, state  # noqa: E402
 
+state.new_run()
 page = sidebar.navigation()
 sidebar.setup()
 page.run()

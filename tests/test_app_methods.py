@@ -117,7 +117,7 @@ def test_drise_is_opt_in_on_compare(app):
     app.switch_page("app_pages/compare_methods.py").run()
     rows = [m.value for m in app.markdown if m.value.startswith("**D-RISE")]
     assert not rows  # off by default: slow
-    app.toggle(key="compare_methods_drise@kept").set_value(True).run()
+    widget(app, "toggle", "compare_methods_drise").set_value(True).run()
     assert not app.exception and not app.error, [e.value for e in app.error]
     rows = [m.value for m in app.markdown if m.value.startswith("**D-RISE")]
     assert len(rows) == 1

@@ -132,6 +132,28 @@ def test_c_the_uploader_holds_the_photo_that_is_explained(app, sample_rgb):
     assert overlay_captions(app) == []
 
 
+def test_controls_left_out_of_a_run_come_back_as_new_widgets(app, sample_rgb):
+    """Upload with no photo yet stops the page before its controls; when a photo comes,
+    each control is a widget the browser has never seen (a re-mounted one under its old
+    key showed its first option, "Seed", under an ODAM heading in a real browser) and
+    shows what is explained."""
+    before = {w.key.split("@")[0]: w.key for w in app.get("selectbox") + app.get("radio")}
+    app.sidebar.radio(key="source").set_value("Upload").run()
+    assert "method" in before and "target_kind" in before
+    assert not [w for w in app.get("selectbox") if w.key.startswith("method@")]
+    photo_uploader(app).upload("bus.png", png(sample_rgb["bus.jpg"]), "image/png").run()
+    assert not app.exception and heading(app) == "odam · person 0.99"
+    after = {w.key.split("@")[0]: w for w in app.get("selectbox") + app.get("radio")}
+    for name in ("method", "target_kind", "target_attribute", "scales_mode"):
+        assert after[name].key != before[name], name
+    assert after["method"].value == "odam" and after["target_kind"].value == "One detection"
+    # A fragment rerun (a change of target) keeps the widgets' keys.
+    widget(app, "selectbox", "target_detection:").set_value(3).run()
+    assert heading(app) == "odam · bus 0.66"
+    again = {w.key.split("@")[0]: w.key for w in app.get("selectbox") + app.get("radio")}
+    assert again["method"] == after["method"].key
+
+
 def test_code_can_change_a_choice_and_the_widget_follows(app):
     """What a click on the photo or the table does (views.choose_detection)."""
     detection = widget(app, "selectbox", "target_detection:")

@@ -292,9 +292,22 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
     # used, not its first option.
     assert _selectbox_shows(page, "Method", "ODAM").startswith("ODAM")
 
-    # (a) A photo without detections, then one with: the radio shows what is explained.
+    # Upload with no photo yet (the page stops before its controls), then a photo: the
+    # controls come back showing what is explained, not their first options (the
+    # method box used to show "Seed" under an ODAM heading, and the next run adopted it).
     page.get_by_role("radiogroup", name="Image").get_by_text("Upload", exact=True).click()
+    page.get_by_text("Upload a photo in the sidebar").wait_for(timeout=60_000)
     chooser = _photo_uploader(page)
+    chooser.set_input_files(_darknet_photo("person.jpg"))
+    page.get_by_role("heading", name="odam · person 0.99").first.wait_for(timeout=60_000)
+    assert _selectbox_shows(page, "Method", "ODAM").startswith("ODAM")
+    assert _checked(page, "Explain") == "One detection"
+    page.get_by_text("A class", exact=True).click()  # and a change still takes effect
+    page.get_by_role("heading", name="gradcam · class ").first.wait_for(timeout=60_000)
+    page.get_by_text("One detection", exact=True).click()
+    page.get_by_role("heading", name="odam · person 0.99").first.wait_for(timeout=60_000)
+
+    # (a) A photo without detections, then one with: the radio shows what is explained.
     tiny = tmp_path / "one.png"
     from PIL import Image
 

@@ -25,24 +25,35 @@ from typing import Any
 import streamlit as st
 
 _MISSING = object()
+#: Session-state key of the count of whole-script runs (see :func:`new_run`).
+_RUNS = "@runs"
+
+
+def new_run() -> None:
+    """Count a run of the whole script (call once at its top, not in fragments): the
+    clock :func:`widget_key` uses to tell that a widget was left out of a run."""
+    st.session_state[_RUNS] = st.session_state.get(_RUNS, 0) + 1
 
 
 def widget_key(key: str, labels: Sequence[str]) -> str:
     """The key of the widget that shows choice ``key`` with these option labels:
     ``"<key>@<digest of the labels>.<generation>"``.
 
-    The generation grows whenever the labels differ from those of the run before, so
-    that a widget that comes back (options A, then B, then A again) is a widget the
+    The generation grows whenever the labels differ from those of the run before, or
+    the widget was left out of a whole run (a page stopped early, e.g. Upload before
+    a photo is given; another page), so that a widget that comes back is a widget the
     browser has never seen: a re-mounted widget under an old key can show its first
     option while the page uses another value (seen in a real browser across fragment
-    reruns), and a user's next click would then adopt that wrong value.
+    reruns and after an Upload with no photo yet), and a user's next click, or the
+    browser's next message, would then adopt that wrong value.
     """
     digest = hashlib.sha1("\x1f".join(labels).encode("utf-8")).hexdigest()[:10]
     last_key = f"{key}@last"
-    last_digest, generation = st.session_state.get(last_key, (digest, 0))
-    if last_digest != digest:
+    run = st.session_state.get(_RUNS, 0)
+    last_digest, generation, drawn = st.session_state.get(last_key, (digest, 0, run))
+    if last_digest != digest or drawn < run - 1:
         generation += 1
-    st.session_state[last_key] = (digest, generation)
+    st.session_state[last_key] = (digest, generation, run)
     return f"{key}@{digest}.{generation}"
 
 
@@ -150,7 +161,7 @@ def kept(draw: Callable[..., Any], label: str, *, key: str, default: Any, **kwar
         default: the value before any is chosen.
         **kwargs: passed to ``draw`` (min_value, max_value, step, help, ...).
     """
-    wkey = f"{key}@kept"
+    wkey = widget_key(key, ())
     value = st.session_state.get(key, default)
     if st.session_state.get(wkey, _MISSING) != value:
         st.session_state[wkey] = value
