@@ -105,6 +105,7 @@ def _downloads(explanation, target, method, chosen) -> None:
         file_name=f"{stem}_{explanation.method}_report.html",
         mime="text/html",
         icon=":material/description:",
+        on_click="ignore",  # no rerun: the next button stays valid
         key="download_report",
     )
     st.download_button(
@@ -115,16 +116,18 @@ def _downloads(explanation, target, method, chosen) -> None:
         file_name=f"{stem}_{explanation.method}_sheet.png",
         mime="image/png",
         icon=":material/download:",
+        on_click="ignore",  # no rerun: the next button stays valid
         key="download_sheet",
     )
     st.download_button(
         "Raw maps (.npy and metadata.json in a zip)",
         lambda: downloads.maps_zip(
-            explanation, model=model, image_name=settings.image_name, extra=thresholds
+            full(), model=model, image_name=settings.image_name, extra=thresholds
         ),
         file_name=f"{stem}_{explanation.method}_maps.zip",
         mime="application/zip",
         icon=":material/download:",
+        on_click="ignore",  # no rerun: the next button stays valid
         key="download_maps",
     )
     st.download_button(
@@ -133,6 +136,7 @@ def _downloads(explanation, target, method, chosen) -> None:
         file_name=f"{stem}_detections.json",
         mime="application/json",
         icon=":material/download:",
+        on_click="ignore",  # no rerun: the next button stays valid
         key="download_detections",
     )
 

@@ -386,14 +386,33 @@ def test_heatmaps_have_image_shape_and_norms(explainer, sample_rgb, method):
     for m in per_map.maps:
         if m.grid_map.max() > m.grid_map.min():
             assert m.heatmap.max() == pytest.approx(1.0) and m.heatmap.min() == pytest.approx(0)
-    # shared: one min–max over all scales -> the overall max is 1, the overall min 0
+    # shared: each map above its own minimum, over the largest range of all scales ->
+    # the overall max is 1 and every map's min 0
     assert max(float(m.heatmap.max()) for m in shared.maps) == pytest.approx(1.0)
-    assert min(float(m.heatmap.min()) for m in shared.maps) == pytest.approx(0.0)
-    # and scales keep their relative size: the same affine map of each resized grid map
+    assert all(float(m.heatmap.min()) == pytest.approx(0.0) for m in shared.maps)
+    # and scales keep their relative size: one scaling of every resized grid map
     resized = [explainer.to_image(m.grid_map, fwd.letterbox) for m in shared.maps]
-    lo, hi = min(r.min() for r in resized), max(r.max() for r in resized)
+    span = max(r.max() - r.min() for r in resized)
     for m, r in zip(shared.maps, resized, strict=True):
-        np.testing.assert_allclose(m.heatmap, (r - lo) / (hi - lo), atol=1e-6)
+        np.testing.assert_allclose(m.heatmap, (r - r.min()) / span, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["odam", "drise"])
+def test_shared_norm_of_fewer_scales_keeps_every_heads_range(explainer, bus, method):
+    """A weak scale explained alone is as faint as beside the strong one (it was drawn
+    at full intensity under a label saying colours compare between scales), also
+    after its heatmaps are rebuilt from a compact copy."""
+    _, fwd, dets = bus
+    target = DetectionTarget(dets[0])  # person 0.99, found at 13×13; 26×26 is weak
+    every = explainer.explain(fwd, target, method, norm="shared")
+    alone = explainer.explain(fwd, target, method, scales=[1], norm="shared")
+    assert [m.scale for m in alone.maps] == [1] and alone.maps[0].weak
+    assert float(alone.maps[0].heatmap.max()) < 0.5
+    np.testing.assert_allclose(alone.maps[0].heatmap, every.by_scale(1).heatmap, atol=1e-6)
+    rebuilt = explainer.with_heatmaps(alone.compact())
+    np.testing.assert_allclose(rebuilt.maps[0].heatmap, every.by_scale(1).heatmap, atol=1e-6)
+    per_map = explainer.explain(fwd, target, method, scales=[1], norm="per-map")
+    assert float(per_map.maps[0].heatmap.max()) == pytest.approx(1.0)  # stretched
 
 
 def test_shared_norm_lets_a_scale_stay_below_one(explainer, bus):
@@ -453,9 +472,9 @@ def test_heatmaps_are_made_on_first_read(explainer, bus, monkeypatch):
     made = []
     real = module.image_heatmaps
 
-    def counting(grid_maps, letterbox, norm="per-map"):
+    def counting(grid_maps, letterbox, norm="per-map", range_maps=()):
         made.append(len(grid_maps))
-        return real(grid_maps, letterbox, norm)
+        return real(grid_maps, letterbox, norm, range_maps)
 
     monkeypatch.setattr(module, "image_heatmaps", counting)
     results = explainer.explain_many(fwd, [DetectionTarget(d) for d in dets[:4]], "odam")

@@ -70,7 +70,15 @@ def test_save_explanation_writes_one_naming_scheme_and_a_record(tmp_path):
     )
     for files, scale_map in zip(saved.maps, explanation.maps, strict=True):
         np.testing.assert_array_equal(np.load(files.raw_map), scale_map.grid_map)
-        assert Image.open(files.overlay).size == (40, 30)
+        overlay = Image.open(files.overlay)
+        assert overlay.size == (40, 30)
+        # each overlay says what it shows, in its own text chunks
+        claim = json.loads(overlay.text["yolocam"])
+        assert claim["method"] == "gradcam" and claim["target"] == "dog 0.80"
+        assert claim["norm"] == "per-map" and claim["scale_scores"] == [0.8, 0.005]
+        assert claim["scale"]["scale"] == scale_map.scale and claim["own_scale"] == 0
+        assert claim["scale"]["weak"] == scale_map.weak and not claim["ignores_target"]
+        assert overlay.text["Title"].startswith(f"gradcam · dog 0.80 · {scale_map.label}")
     record = json.loads(saved.record.read_text(encoding="utf-8"))
     assert record == explanation_record(explanation, saved, "x.jpg", relative_to=tmp_path)
     assert record["image"] == "x.jpg" and record["target_kind"] == "detection"
@@ -79,6 +87,13 @@ def test_save_explanation_writes_one_naming_scheme_and_a_record(tmp_path):
     assert [s["weak"] for s in record["scales"]] == [False, True]
     assert record["scales"][1]["raw_map"] == f"{prefix}_scale1_26x26.npy"
     assert record["sheet"] == f"{prefix}_sheet.png"
+
+    (tmp_path / "m").mkdir()
+    named = save_explanation(tmp_path / "m", "p", image, explanation, model="yolov4-tiny")
+    assert json.loads(named.record.read_text(encoding="utf-8"))["model"] == "yolov4-tiny"
+    eigen = Explanation(**{**vars(explanation), "method": "eigencam"})
+    record = explanation_record(eigen, saved, "x.jpg")
+    assert record["ignores_target"] is True
 
     again = save_explanation(tmp_path / ".", "seed_seed", image, explanation, sheet=False)
     assert again.sheet is None and not (tmp_path / "seed_seed_sheet.png").exists()

@@ -242,3 +242,34 @@ def test_shrink_keeps_the_aspect_ratio_and_returns_small_images_as_they_are():
     out = render.shrink(tall, 560)
     assert out.shape == (560, 420, 3) and out.dtype == np.uint8 and (out == 200).all()
     assert render.shrink(np.zeros((1000, 10)), 50).shape == (50, 1)  # never 0 pixels
+
+
+def test_long_text_wraps_instead_of_being_cut():
+    one = render.text_block("short", 300, 20)
+    long = render.text_block("a word that goes on " * 12, 300, 20)
+    assert one.shape == (20, 300, 3)
+    assert long.shape[1] == 300 and long.shape[0] >= 20 * 4  # wrapped on several lines
+    assert long[-20:].min() < 128  # the last line has dark text: nothing dropped
+
+
+def test_colorbar_of_any_height_has_room_for_its_labels():
+    for height in (1, 5, 30):
+        bar = render.colorbar(height, "jet", title="shared")
+        assert bar.shape[0] >= 64 and bar.dtype == np.uint8
+
+
+def test_scores_line_names_every_head_even_those_not_shown():
+    e = explanation()
+    assert render.scores_line(e) == ("score at every scale: 13×13 0.87 ★ · 26×26 0.00137 (weak)")
+    only_weak = Explanation(**{**vars(e), "maps": e.maps[1:]})
+    assert render.scores_line(only_weak) == (
+        "score at every scale: scale 0 0.87 ★ · 26×26 0.00137 (weak)"
+    )
+
+
+def test_target_independent_methods_say_so_on_captions_and_sheets(image):
+    e = Explanation(**{**vars(explanation()), "method": "eigencam"})
+    assert render.map_caption(e, e.maps[0]).endswith(" · ignores the target")
+    assert not render.map_caption(explanation(), e.maps[0]).endswith("ignores the target")
+    # the sheet's caption carries it too (drawn text: checked through the caption source)
+    assert render.sheet(image, e, height=120).ndim == 3

@@ -470,12 +470,9 @@ def method_caption(explanation: Explanation) -> str:
 
 
 def map_caption(explanation: Explanation, scale_map, label: bool = True) -> str:
-    """A scale's caption (:func:`yolocam_core.render.scale_caption`), marked when the
-    method ignores the target."""
-    caption = render.scale_caption(scale_map, explanation.own_scale, label=label)
-    if methods.is_target_independent(explanation.method):
-        caption += " · ignores the target"
-    return caption
+    """A scale's caption, marked when the method ignores the target (see
+    :func:`yolocam_core.render.map_caption`)."""
+    return render.map_caption(explanation, scale_map, label=label)
 
 
 def display_width(image: np.ndarray, max_height: int = 480) -> int | str:

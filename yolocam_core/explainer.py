@@ -168,6 +168,8 @@ class Explanation:
         scale_scores: the target's score at every head of the model (explained or
             not), by head index.
         own_scale: the head that predicted the explained detection, or None.
+        range_maps: with ``norm="shared"`` and fewer maps than heads, the other heads'
+            raw maps: they take part in the shared colour range only.
     """
 
     method: str
@@ -180,6 +182,7 @@ class Explanation:
     score_note: str = ""
     scale_scores: tuple[float, ...] = ()
     own_scale: int | None = None
+    range_maps: tuple[np.ndarray, ...] = ()
 
     @property
     def weak_scales(self) -> tuple[int, ...]:
@@ -816,8 +819,10 @@ class Explainer:
             scales: head indices; None = all.
             layer: another layer for a scale: a name (only with one scale) or
                 {scale: name}; replaces the method's own layers (expert option).
-            norm: ``"shared"`` (one min–max over all explained scales, so they compare
-                honestly), ``"per-map"`` (min–max per map, as the article) or
+            norm: ``"shared"`` (each map above its own minimum, over the largest
+                range of every head's map, so scales compare honestly: every head is
+                computed for it even when ``scales`` names fewer), ``"per-map"``
+                (min–max per map, as the article) or
                 ``"auto"`` (shared, but per map for :class:`SeedTarget` and box
                 coordinates, whose scores are not strengths).
             progress: ``progress(done, total)`` while the maps are computed (masks for
@@ -860,6 +865,10 @@ class Explainer:
         if not scales:
             raise ValueError("scales is empty; pass None for all scales")
         layers = self._layers_by_scale(scales, layer)
+        shown = list(scales)
+        if any(resolve_norm(norm, t) == "shared" for t in targets):
+            # a shared colour scale is the range of every head's map, shown or not
+            scales = [*shown, *(s for s in range(self._num_heads) if s not in shown)]
         per_target: list[list[tuple[int, str, np.ndarray]]] = [[] for _ in targets]
         known: dict[int, np.ndarray] = {}  # scale -> (N,) scores computed on the way
         if cam.black_box:
@@ -906,7 +915,7 @@ class Explainer:
                     progress(done, len(scales))
         all_scores = self.scores(fwd, targets, known)
         return [
-            self._finish(fwd, target, cam.name, resolve_norm(norm, target), items, row)
+            self._finish(fwd, target, cam.name, resolve_norm(norm, target), items, row, shown)
             for target, items, row in zip(targets, per_target, all_scores, strict=True)
         ]
 
@@ -931,7 +940,8 @@ class Explainer:
         """Raw (h_s, w_s) grid maps -> (H, W) float32 heatmaps in [0, 1] over the image.
 
         Bilinear resizing through ``letterbox`` (see :meth:`to_image`), then min–max
-        normalisation per map or, with ``norm="shared"``, over all the given maps.
+        normalisation per map or, with ``norm="shared"``, each map minus its own
+        minimum over the largest (max − min) of all the given maps.
         """
         return image_heatmaps(grid_maps, letterbox, norm)
 
@@ -944,7 +954,7 @@ class Explainer:
         """
         letterbox = self.detector.letterbox_for(explanation.image_size)
         grid_maps = [m.grid_map for m in explanation.maps]
-        heatmaps = self._on_demand(grid_maps, letterbox, explanation.norm)
+        heatmaps = self._on_demand(grid_maps, letterbox, explanation.norm, explanation.range_maps)
         maps = tuple(
             dataclasses.replace(m, heatmap=heatmaps.entry(i))
             for i, m in enumerate(explanation.maps)
@@ -952,14 +962,22 @@ class Explainer:
         return dataclasses.replace(explanation, maps=maps)
 
     @staticmethod
-    def _on_demand(grid_maps, letterbox: Letterbox, norm: str) -> OnDemandHeatmaps:
+    def _on_demand(
+        grid_maps, letterbox: Letterbox, norm: str, range_maps: Sequence[np.ndarray] = ()
+    ) -> OnDemandHeatmaps:
         """Heatmaps made on first read; holds the grid maps and the letterbox only (not
         the explainer, so an unread explanation keeps no model alive)."""
         grid_maps = list(grid_maps)
-        return OnDemandHeatmaps(lambda: image_heatmaps(grid_maps, letterbox, norm))
+        return OnDemandHeatmaps(lambda: image_heatmaps(grid_maps, letterbox, norm, range_maps))
 
-    def _finish(self, fwd, target, method, norm, items, scale_scores) -> Explanation:
-        heatmaps = self._on_demand([grid_map for _, _, grid_map in items], fwd.letterbox, norm)
+    def _finish(self, fwd, target, method, norm, items, scale_scores, shown) -> Explanation:
+        """The explanation of ``shown`` scales; ``items`` may hold more (every head, for
+        a shared colour scale), whose maps then set the range only."""
+        others = tuple(
+            m.astype(np.float32) for s, _, m in items if s not in shown and norm == "shared"
+        )
+        items = [item for item in items if item[0] in shown]
+        heatmaps = self._on_demand([m for _, _, m in items], fwd.letterbox, norm, others)
         relative, share = score_shares(scale_scores, signed=not target.comparable)
         maps = tuple(
             ScaleMap(
@@ -986,6 +1004,7 @@ class Explainer:
             score_note=target.score_note(),
             scale_scores=tuple(float(v) for v in scale_scores),
             own_scale=None if own is None else int(own.scale),
+            range_maps=others,
         )
 
     def to_image(self, grid_map: np.ndarray, letterbox: Letterbox) -> np.ndarray:
@@ -1056,19 +1075,28 @@ def score_shares(
 
 
 def image_heatmaps(
-    grid_maps: Sequence[np.ndarray], letterbox: Letterbox, norm: str = "per-map"
+    grid_maps: Sequence[np.ndarray],
+    letterbox: Letterbox,
+    norm: str = "per-map",
+    range_maps: Sequence[np.ndarray] = (),
 ) -> list[np.ndarray]:
     """Raw (h_s, w_s) grid maps -> (H, W) float32 heatmaps in [0, 1] over the image
-    (see :meth:`Explainer.heatmaps`)."""
+    (see :meth:`Explainer.heatmaps`); ``range_maps`` (other heads' maps) take part in
+    a shared range only."""
     check_norm(norm)
     if norm == "auto":
         raise ValueError('heatmaps() needs a resolved norm, "per-map" or "shared"')
     resized = [letterbox.map_to_image(grid_map) for grid_map in grid_maps]
+    lows = [float(r.min()) for r in resized]
     if norm == "shared":
-        lo = min(float(r.min()) for r in resized)
-        hi = max(float(r.max()) for r in resized)
-        return [_minmax(r, lo, hi) for r in resized]
-    return [_minmax(r, float(r.min()), float(r.max())) for r in resized]
+        # each map above its own floor (D-RISE's maps sit on a baseline every pixel
+        # gets), over the largest range of every head's map: a weak scale stays faint
+        span = max(float(r.max()) - lo for r, lo in zip(resized, lows, strict=True))
+        for other in range_maps:
+            other = letterbox.map_to_image(other)
+            span = max(span, float(other.max()) - float(other.min()))
+        return [_minmax(r, lo, lo + span) for r, lo in zip(resized, lows, strict=True)]
+    return [_minmax(r, lo, float(r.max())) for r, lo in zip(resized, lows, strict=True)]
 
 
 def _minmax(values: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from yolocam_core import render
 from yolocam_core.files import safe_name, shown
@@ -114,6 +115,7 @@ def save_explanation(
     opacity: float = 0.5,
     sheet: bool = True,
     compress_level: int = 6,
+    model: str | None = None,
 ) -> SavedExplanation:
     """Write an explanation's overlays, raw maps, sheet and record into ``folder``.
 
@@ -126,6 +128,7 @@ def save_explanation(
         colormap, opacity: of the overlays (see :func:`yolocam_core.render.overlay`).
         sheet: also write the side-by-side sheet.
         compress_level: PNG compression, 0 (fast, large) to 9.
+        model: the model's name, for the sheet's footer and the record.
 
     Returns:
         The paths written.
@@ -140,18 +143,49 @@ def save_explanation(
         grid = "{}x{}".format(*scale_map.grid_map.shape)
         stem = folder / f"{prefix}_scale{scale_map.scale}_{grid}"
         overlay, raw = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".npy")
-        Image.fromarray(panel).save(overlay, compress_level=compress_level)
+        Image.fromarray(panel).save(
+            overlay,
+            compress_level=compress_level,
+            pnginfo=_claim(explanation, scale_map, image_name),
+        )
         np.save(raw, scale_map.grid_map)
         maps.append(SavedMap(scale_map.scale, grid, overlay, raw))
     sheet_path = None
     if sheet:
         sheet_path = folder / f"{prefix}_sheet.png"
-        picture = render.sheet(image, explanation, colormap, opacity)
+        picture = render.sheet(image, explanation, colormap, opacity, model=model)
         Image.fromarray(picture).save(sheet_path, compress_level=compress_level)
     saved = SavedExplanation(prefix, tuple(maps), sheet_path, folder / f"{prefix}.json")
     record = explanation_record(explanation, saved, image_name, relative_to=folder)
+    if model:
+        record = {"model": model, **record}
     saved.record.write_text(json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
     return saved
+
+
+def _claim(explanation: Explanation, scale_map, image_name: str) -> PngInfo:
+    """What an overlay PNG shows, in its text chunks: ``Title`` (one line) and
+    ``yolocam`` (JSON: the target, method, normalisation, this scale's fields and
+    every head's score)."""
+    info = PngInfo()
+    caption = render.map_caption(explanation, scale_map)
+    title = f"{explanation.method} · {explanation.target} · {caption}"
+    info.add_itxt("Title", title)
+    claim = {
+        "image": image_name,
+        "method": explanation.method,
+        "target": explanation.target,
+        "target_kind": explanation.target_kind,
+        "norm": explanation.norm,
+        "norm_meaning": render.norm_caption(explanation.norm),
+        "score_note": explanation.score_note,
+        "scale_scores": list(explanation.scale_scores),
+        "own_scale": explanation.own_scale,
+        "ignores_target": render.ignores_target(explanation.method),
+        "scale": scale_fields(scale_map),
+    }
+    info.add_itxt("yolocam", json.dumps(claim, ensure_ascii=False))
+    return info
 
 
 def explanation_record(
@@ -183,6 +217,7 @@ def explanation_record(
     return {
         "image": image_name,
         "method": explanation.method,
+        "ignores_target": render.ignores_target(explanation.method),
         "target": explanation.target,
         "target_kind": explanation.target_kind,
         "score_note": explanation.score_note,

@@ -42,7 +42,8 @@ WEAK_COLOUR = (255, 193, 7)
 OWN_COLOUR = (25, 135, 84)
 #: What each normalisation means, for captions.
 NORM_TEXT = {
-    "shared": "shared across scales: colours compare between scales",
+    "shared": "shared across scales: each map above its own minimum, over one range for "
+    "every scale; colours compare between scales",
     "per-map": "per map: each map stretched to its own range; colours do not compare "
     "between scales",
 }
@@ -159,6 +160,49 @@ def scale_caption(scale_map, own_scale: int | None = None, label: bool = True) -
     if own_scale is not None and scale_map.scale == own_scale:
         parts.append("★ own scale")
     return " · ".join(parts)
+
+
+def ignores_target(method: str) -> bool:
+    """Whether a method's map is the same whatever the target (Eigen-CAM)."""
+    from yolocam_core.cams import get_method  # here: the module stays light to import
+
+    try:
+        return bool(get_method(method).target_independent)
+    except ValueError:  # not a registered method
+        return False
+
+
+def map_caption(explanation, scale_map, label: bool = True) -> str:
+    """:func:`scale_caption` of one of ``explanation``'s maps, marked ``"ignores the
+    target"`` when its method does."""
+    caption = scale_caption(scale_map, explanation.own_scale, label=label)
+    if ignores_target(explanation.method):
+        caption += " · ignores the target"
+    return caption
+
+
+def scores_line(explanation) -> str:
+    """Every head's score for the target, shown or not, e.g. ``"score at every scale:
+    13×13 0.993 ★ · 26×26 0.00908 (weak)"`` ("" without scores)."""
+    scores = getattr(explanation, "scale_scores", ())
+    if not scores:
+        return ""
+    from yolocam_core.explainer import WEAK_RELATIVE  # loaded wherever explanations are
+
+    weak = set(explanation.weak_scales)
+    top = max(scores)
+    if top > 0 and any(m.relative is not None for m in explanation.maps):
+        weak |= {s for s, v in enumerate(scores) if max(v, 0.0) / top < WEAK_RELATIVE}
+    labels = {m.scale: m.label.split(" · ")[0] for m in explanation.maps}
+    parts = []
+    for scale, score in enumerate(scores):
+        part = f"{labels.get(scale, f'scale {scale}')} {score:.3g}"
+        if scale == explanation.own_scale:
+            part += " ★"
+        if scale in weak:
+            part += " (weak)"
+        parts.append(part)
+    return "score at every scale: " + " · ".join(parts)
 
 
 def norm_caption(norm: str) -> str:
@@ -406,7 +450,7 @@ def colorbar(
     height: int,
     colormap: str = "jet",
     width: int | None = None,
-    labels: tuple[str, str] = ("max", "0"),
+    labels: tuple[str, str] = ("max", "min"),
     title: str | None = None,
 ) -> np.ndarray:
     """A vertical colour bar, (height, width, 3) uint8 RGB: high values at the top.
@@ -418,6 +462,7 @@ def colorbar(
         labels: text at the top and the bottom of the bar.
         title: a line above the bar, e.g. ``"shared"``.
     """
+    height = max(int(height), 64)  # room for the ramp and both labels
     width = width or max(90, height // 3)
     bar = np.full((height, width, 3), 255, np.uint8)
     size = max(10, height // 18)
@@ -455,6 +500,22 @@ def text_bar(text: str, width: int, height: int, centred: bool = True) -> np.nda
     return np.asarray(bar)
 
 
+def text_block(text: str, width: int, height: int, centred: bool = True) -> np.ndarray:
+    """:func:`text_bar` lines of ``height`` pixels, the words wrapped to ``width``."""
+    font = _font(max(10, round(height * 0.55)))
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        trial = f"{line} {word}" if line else word
+        if line and font.getlength(_drawable(trial, font)) > width - 16:
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    lines.append(line)
+    return np.vstack([text_bar(one, width, height, centred) for one in lines])
+
+
 def titled(
     panel: np.ndarray, title: str, height: int = 360, lines: Sequence[str] = ()
 ) -> np.ndarray:
@@ -464,7 +525,7 @@ def titled(
     width = max(width, height // 2)
     body = cv2.resize(panel, (width, height), interpolation=cv2.INTER_AREA)
     bars = [text_bar(title, width, max(24, height // 10))]
-    bars += [text_bar(line, width, max(20, height // 14)) for line in lines]
+    bars += [text_block(line, width, max(20, height // 14)) for line in lines]
     return np.vstack([*bars, body])
 
 
@@ -497,14 +558,18 @@ def sheet(
     """
     panels = explanation_overlays(image, explanation, colormap, opacity)
     tiles = [
-        titled(p, m.label, height, [scale_caption(m, explanation.own_scale, label=False)])
+        titled(p, m.label, height, [map_caption(explanation, m, label=False)])
         for p, m in zip(panels, explanation.maps, strict=True)
+    ]
+    tallest = max(t.shape[0] for t in tiles)  # wrapped captions differ in height
+    tiles = [
+        np.vstack([np.full((tallest - t.shape[0], t.shape[1], 3), 255, np.uint8), t]) for t in tiles
     ]
     bar_height = tiles[0].shape[0]
     legend = colorbar(
         height - 8,
         colormap,
-        labels=("max", "0"),
+        labels=("max", "min"),
         title="per map" if explanation.norm == "per-map" else "shared",
     )
     legend = np.vstack(
@@ -521,14 +586,18 @@ def sheet(
     footer = [f"yolocam {yolocam_version()}"]
     if model:
         footer.insert(0, f"model {model}")
+    if ignores_target(explanation.method):
+        text += " (the method ignores the target)"
+    width = body.shape[1]
     rows = [
-        text_bar(text, body.shape[1], line, centred=False),
-        text_bar(norm_caption(explanation.norm), body.shape[1], small, centred=False),
+        text_block(text, width, line, centred=False),
+        text_block(norm_caption(explanation.norm), width, small, centred=False),
         body,
     ]
-    if getattr(explanation, "score_note", ""):
-        rows.append(text_bar(explanation.score_note, body.shape[1], small, centred=False))
-    rows.append(text_bar(" · ".join(footer), body.shape[1], small, centred=False))
+    for words in (scores_line(explanation), getattr(explanation, "score_note", "")):
+        if words:
+            rows.append(text_block(words, width, small, centred=False))
+    rows.append(text_block(" · ".join(footer), width, small, centred=False))
     return np.vstack(rows)
 
 

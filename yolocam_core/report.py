@@ -102,7 +102,7 @@ def explanation_metadata(
         item = scale_fields(m) | {
             "grid": list(m.grid_map.shape),
             "own_scale": m.scale == explanation.own_scale,
-            "caption": render.scale_caption(m, explanation.own_scale),
+            "caption": render.map_caption(explanation, m),
         }
         if files and m.scale in files:
             item["file"] = files[m.scale]
@@ -305,7 +305,7 @@ def html_report(
             classes.append("weak")
         if m.scale == explanation.own_scale:
             classes.append("own")
-        caption = render.scale_caption(m, explanation.own_scale, label=False)
+        caption = render.map_caption(explanation, m, label=False)
         figures.append(
             f'<figure class="{" ".join(classes)}" data-scale="{m.scale}">'
             f'<img src="{data_uri(panel)}" alt="{e(m.label)} overlay">'
