@@ -9,6 +9,7 @@ from yolocam_app.views import (
     chosen_detection,
     colorbar_image,
     context_or_stop,
+    custom_scales,
     explain_shown,
     explanation_heading,
     map_caption,
@@ -65,7 +66,9 @@ for method in rows:
     if norm is None:
         own, norm = explanation.own_scale, explanation.norm
         with top[1]:
-            explanation_heading(explanation, about_method=False)
+            explanation_heading(
+                explanation, about_method=False, custom=custom_scales(ctx, explanation)
+            )
     panels = render.explanation_overlays(ctx.view, explanation, settings.colormap, settings.opacity)
     row = st.columns(widths)
     row[0].markdown(f"**{methods.method_label(method)}**")
@@ -73,7 +76,11 @@ for method in rows:
         row[0].caption(explanation.maps[0].layer)
     for column, panel, m in zip(row[1:-1], panels, explanation.maps, strict=True):
         column.image(
-            page_image(panel), caption=map_caption(explanation, m, label=False), width=PANEL_WIDTH
+            page_image(panel),
+            caption=map_caption(
+                explanation, m, label=False, custom=custom_scales(ctx, explanation)
+            ),
+            width=PANEL_WIDTH,
         )
 for column, head in zip(header[1:-1], ctx.detector.heads, strict=True):
     column.markdown(f"**{head.label}**" + (" · ★ own scale" if head.index == own else ""))

@@ -9,6 +9,7 @@ from yolocam_app import downloads, sidebar
 from yolocam_app.views import (
     chosen_detection,
     context_or_stop,
+    custom_scales,
     detections_table,
     display_width,
     explain_shown,
@@ -52,7 +53,7 @@ def explore() -> None:
         st.error(f"Cannot explain this: {exc}.")
         return
     chosen = chosen_detection(ctx)
-    explanation_heading(explanation)
+    explanation_heading(explanation, custom=custom_scales(ctx, explanation))
     n = len(explanation.maps)
     row = st.columns([1] * (n + 1) + [0.35])
     with row[0]:

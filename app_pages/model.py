@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from yolocam_app import resources, sidebar
+from yolocam_core.cams.odam import neck_layer
 
 settings = sidebar.current()
 explainer = resources.get_explainer(settings.model_name)
@@ -26,7 +27,8 @@ st.dataframe(
             "stride": head.stride,
             "anchors (w×h px)": ", ".join(f"{aw:g}×{ah:g}" for aw, ah in head.anchors),
             "scale_x_y": head.scale_x_y,
-            "CAM layer (default)": head.cam_layer,
+            "Grad-CAM family layer": head.cam_layer,
+            "ODAM layer": neck_layer(detector, head.index),
             "head output": head.output_name,
         }
         for head in detector.heads
@@ -37,8 +39,11 @@ st.dataframe(
 
 st.subheader("Layer used for each scale (experts)")
 st.caption(
-    "By default each scale is explained at the layer that feeds its head's final "
-    "convolution. Earlier layers give coarser-to-finer, less class-specific maps."
+    "By default the Grad-CAM family explains each scale at the layer that feeds its "
+    "head's final convolution, and ODAM at the neck output before the head's spatial "
+    "convolution (the table above). A layer chosen here replaces every gradient "
+    "method's own for that scale, and the maps say so; D-RISE reads no layer. Earlier "
+    "layers give coarser-to-finer, less class-specific maps."
 )
 # Kept per model (layer names differ between models); the pages use them through
 # yolocam_app.views.chosen_layers.

@@ -141,11 +141,17 @@ def test_model_page_lists_heads_and_lets_experts_pick_a_layer(app):
     assert app.title[0].value == "Model · yolov4-tiny"
     heads = app.dataframe[0].value
     assert list(heads["grid"]) == ["13×13", "26×26"]
-    assert list(heads["CAM layer (default)"]) == ["conv_28_leaky", "conv_35_leaky"]
-    app.selectbox(key="layer_yolov4-tiny_0").set_value("conv_27_leaky").run()
-    assert app.session_state["layers"] == {"yolov4-tiny": {0: "conv_27_leaky"}}
+    assert list(heads["Grad-CAM family layer"]) == ["conv_28_leaky", "conv_35_leaky"]
+    assert list(heads["ODAM layer"]) == ["conv_27_leaky", "route_34"]
+    app.selectbox(key="layer_yolov4-tiny_0").set_value("conv_23_leaky").run()
+    assert app.session_state["layers"] == {"yolov4-tiny": {0: "conv_23_leaky"}}
     app.switch_page(EXPLORE).run()
     assert not app.exception and len(overlay_captions(app)) == 2
+    # The maps say which layer is not the method's own.
+    captions = overlay_captions(app)
+    assert captions[0].endswith("custom layer conv_23_leaky")
+    assert "custom layer" not in captions[1]
+    assert any("Custom layers" in c.value and "conv_23_leaky" in c.value for c in app.caption)
     # One scale only: the layer chosen for the other scale is left out, not an error.
     widget(app, "radio", "scales_mode").set_value("One").run()
     widget(app, "selectbox", "scales_one").set_value(1).run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 import streamlit as st
@@ -427,11 +428,14 @@ def scales_ui(ctx: Context) -> tuple[int, ...]:
     return (int(one),)
 
 
-def explanation_heading(explanation: Explanation, about_method: bool = True) -> None:
+def explanation_heading(
+    explanation: Explanation, about_method: bool = True, custom: Sequence[int] = ()
+) -> None:
     """``"<method> · <target>"`` (``"every method · <target>"`` without
     ``about_method``, for a page of several methods) and, under it, what "score"
-    means, the normalisation and (``about_method``) what the method's maps are
-    (:func:`method_caption`)."""
+    means, the normalisation, (``about_method``) what the method's maps are
+    (:func:`method_caption`) and which ``custom`` scales use a layer chosen on the
+    Model page."""
     method = explanation.method if about_method else "every method"
     st.subheader(f"{method} · {explanation.target}")
     note = explanation.score_note or ""
@@ -447,6 +451,14 @@ def explanation_heading(explanation: Explanation, about_method: bool = True) -> 
     about = method_caption(explanation) if about_method else ""
     if about:
         st.caption(about)
+    if custom:
+        layers = ", ".join(
+            f"{m.label.split(' · ')[0]} at {m.layer}" for m in explanation.maps if m.scale in custom
+        )
+        st.caption(
+            f":orange[**Custom layers**] (Model page): {layers}, not the methods' own. "
+            "Choose the defaults there to go back."
+        )
 
 
 def method_caption(explanation: Explanation) -> str:
@@ -469,10 +481,22 @@ def method_caption(explanation: Explanation) -> str:
     return ""
 
 
-def map_caption(explanation: Explanation, scale_map, label: bool = True) -> str:
+def map_caption(
+    explanation: Explanation, scale_map, label: bool = True, custom: Sequence[int] = ()
+) -> str:
     """A scale's caption, marked when the method ignores the target (see
-    :func:`yolocam_core.render.map_caption`)."""
-    return render.map_caption(explanation, scale_map, label=label)
+    :func:`yolocam_core.render.map_caption`) and, for a scale in ``custom``, with the
+    layer chosen on the Model page."""
+    caption = render.map_caption(explanation, scale_map, label=label)
+    if scale_map.scale in custom:
+        caption += f" · custom layer {scale_map.layer}"
+    return caption
+
+
+def custom_scales(ctx: Context, explanation: Explanation) -> tuple[int, ...]:
+    """The explanation's scales explained at a layer chosen on the Model page."""
+    chosen = ctx.layers(tuple(m.scale for m in explanation.maps))
+    return tuple(scale for scale, _ in chosen)
 
 
 def display_width(image: np.ndarray, max_height: int = 480) -> int | str:
@@ -515,8 +539,10 @@ def overlays_ui(ctx: Context, explanation: Explanation, columns=None, legend=Non
     panels = render.explanation_overlays(ctx.view, explanation, s.colormap, s.opacity)
     columns = columns if columns is not None else st.columns(len(panels))
     width = display_width(ctx.view)
+    custom = custom_scales(ctx, explanation)
     for column, panel, m in zip(columns, panels, explanation.maps, strict=True):
-        column.image(page_image(panel), caption=map_caption(explanation, m), width=width)
+        caption = map_caption(explanation, m, custom=custom)
+        column.image(page_image(panel), caption=caption, width=width)
     if legend is not None:
         legend.image(
             colorbar_image(s.colormap, explanation.norm),
