@@ -71,7 +71,7 @@ for method in rows:
             )
     panels = render.explanation_overlays(ctx.view, explanation, settings.colormap, settings.opacity)
     row = st.columns(widths)
-    row[0].markdown(f"**{methods.method_label(method)}**")
+    row[0].markdown(f"**{methods.method_label(method, target.kind)}**")
     if methods.is_black_box(method):
         row[0].caption(explanation.maps[0].layer)
     for column, panel, m in zip(row[1:-1], panels, explanation.maps, strict=True):

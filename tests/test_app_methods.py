@@ -123,3 +123,12 @@ def test_drise_is_opt_in_on_compare(app):
     assert len(rows) == 1
     panels = [c for i in app.get("image") for c in i.captions if c.startswith("score ")]
     assert len(panels) == 8 * 2  # seven fast methods and D-RISE, two scales each
+
+
+def test_method_labels_say_what_the_map_answers_for_the_target_kind():
+    assert methods.method_label("odam") == "ODAM — this one detection (instance)"
+    for_class = methods.method_label("odam", "class")
+    assert "this one detection" not in for_class and "every instance" in for_class
+    assert methods.method_label("gradcam", "class").endswith("(every instance lights up)")
+    assert methods.method_label("seed", "seed").endswith("— the whole head output")
+    assert methods.method_label("eigencam", "class").endswith("ignores the target")

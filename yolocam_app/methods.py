@@ -46,32 +46,38 @@ def is_target_independent(name: str) -> bool:
     return bool(getattr(get_method(name), "target_independent", False))
 
 
-def answers_phrase(name: str) -> str:
-    """What a method's map answers, in a few words, from its ``answers`` (and a
-    "trivially" from its ``note``: HiResCAM and LayerCAM at the head input)."""
+def answers_phrase(name: str, kind: str = "detection") -> str:
+    """What a method's map answers for a target of ``kind``, in a few words, from its
+    ``answers`` (and a "trivially" from its ``note``: HiResCAM and LayerCAM at the head
+    input). An instance method of a class score lights every instance; of the whole
+    head output, every gradient method explains that sum."""
     method = get_method(name)
     answers = getattr(method, "answers", "")
+    if kind == "seed" and answers in ("instance", "class"):
+        return "the whole head output"
+    if kind == "class" and answers == "instance":
+        return "element-wise, of the class score (every instance)"
     lead = (getattr(method, "note", "") or "").split(":", 1)[0].lower()
     if answers == "instance" and "trivially" in lead:
         return "one cell of this detection (instance, trivially)"
     return ANSWER_PHRASES.get(answers, "")
 
 
-def method_label(name: str) -> str:
-    """A method's menu label, e.g. ``"ODAM — this one detection (instance)"`` or
-    ``"Eigen-CAM — ignores the target"``."""
+def method_label(name: str, kind: str = "detection") -> str:
+    """A method's menu label for a target of ``kind``, e.g. ``"ODAM — this one
+    detection (instance)"`` or ``"Eigen-CAM — ignores the target"``."""
     title = get_method(name).title
-    phrase = answers_phrase(name)
+    phrase = answers_phrase(name, kind)
     return f"{title} — {phrase}" if phrase else title
 
 
-def method_help(names: list[str] | None = None) -> str:
-    """One line per method: its title, key, what it answers and its note."""
+def method_help(names: list[str] | None = None, kind: str = "detection") -> str:
+    """One line per method: its title, key, what it answers (for ``kind``) and its note."""
     lines = []
     for name in all_methods() if names is None else names:
         method = get_method(name)
         note = getattr(method, "note", "") or ""
-        phrase = answers_phrase(name)
+        phrase = answers_phrase(name, kind)
         what = f" — {phrase}" if phrase else ""
         lines.append(f"- **{method.title}** (`{name}`){what}. {note}".rstrip())
     return "\n".join(lines)

@@ -303,10 +303,10 @@ def method_ui(ctx: Context, target: TargetSpec, key: str = "method") -> str:
         default=default,
         fallback=lambda options: default if default in options else options[0],
         follow_default=True,
-        format_func=methods.method_label,
+        format_func=functools.partial(methods.method_label, kind=target.kind),
         help="What each method's map answers. The default follows the target: ODAM for "
         "one detection, Grad-CAM for a class, the article's for the whole head output.\n\n"
-        + methods.method_help(offered),
+        + methods.method_help(offered, target.kind),
     )
     refused_ui(refused)
     if methods.is_black_box(name):
@@ -346,8 +346,8 @@ def methods_ui(
         default=fast if default is None else [m for m in dict.fromkeys(default) if m in fast],
         fallback=fallback,
         multi=True,
-        format_func=methods.method_label,
-        help=methods.method_help(fast),
+        format_func=methods.title,  # short chips: every one stays visible
+        help=methods.method_help(fast, target.kind),
     )
     drise = kept(
         st.toggle,
