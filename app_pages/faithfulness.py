@@ -15,8 +15,10 @@ from yolocam_app.views import (
     target_ui,
     with_progress,
 )
+from yolocam_core import render
 from yolocam_core.errors import YolocamError
 from yolocam_core.evaluate import reading, summarize
+from yolocam_core.explainer import WEAK_RELATIVE
 from yolocam_core.metrics import DEFAULT_STEPS
 
 settings = sidebar.current()
@@ -150,12 +152,21 @@ for column, kind in zip(charts, ("deletion", "insertion"), strict=True):
         key=f"faith_{kind}",
     )
 
+
+def weak_mark(row) -> str:
+    """``" · weak: 0.91% of the top scale's score"`` for a weak scale's row, else ""."""
+    relative = row.scale_relative
+    if relative is None or relative >= WEAK_RELATIVE:
+        return ""
+    return f" · weak: {render.percent(relative)} of the top scale's score"
+
+
 st.markdown(f"**Metrics** · {ctx.detector.describe(detection)}")
 table = []
 for row in rows:
     item = {
         "method": row.method,
-        "scale": row.scale_label + (" ★" if row.own_scale else ""),
+        "scale": row.scale_label + (" ★" if row.own_scale else "") + weak_mark(row),
         "pointing game": "hit" if row.pointing_game else "miss",
         "energy in box": round(row.energy_pointing_game, 3),
         "deletion AUC": round(row.deletion_auc, 3),
@@ -169,7 +180,9 @@ for row in rows:
     table.append(item)
 st.dataframe(table, hide_index=True, width="stretch")
 st.caption(
-    "★ the scale that predicted the detection. Pointing game: the map's peak is inside the "
+    "★ the scale that predicted the detection; weak: a scale whose score is below "
+    f"{WEAK_RELATIVE:.0%} of the strongest scale's (its map shows what little that scale "
+    "contributes, not why the detection was made). Pointing game: the map's peak is inside the "
     "box (Zhang et al. 2016). Energy in box: the share of the map's mass inside it (Score-CAM). "
     "Deletion / insertion AUC: area under the curves above (RISE, Petsiuk et al. 2018), each "
     f"read against a random map of the same grid (mean of {len(faithfulness.SEEDS)} seeds)."

@@ -21,6 +21,7 @@ ROW_KEYS = {
     "method",
     "scale",
     "scale_label",
+    "scale_relative",
     "own_scale",
     "pointing_game",
     "energy_pointing_game",
@@ -88,6 +89,7 @@ def test_json_schema(capsys, samples):
         assert row["sanity_spearman"] is None or -1 <= row["sanity_spearman"] <= 1
         assert isinstance(row["instance_hit"], bool) and 0 < row["support"] <= 1
         assert -1 <= row["drise_spearman"] <= 1
+        assert 0 <= row["scale_relative"] <= 1
     assert report["settings"]["drise_reference"] == {"masks": 100, "seed": 0}
     summary = report["summary"]
     assert [(s["method"], s["scale"]) for s in summary] == [

@@ -77,6 +77,8 @@ class MetricRow:
         support: share of the raw map's cells above zero.
         drise_spearman: Spearman ρ with D-RISE's map of the same detection and head
             (:func:`~yolocam_core.metrics.agreement`), or None when not computed.
+        scale_relative: the detection's score at this head over its strongest head's
+            (below :data:`~yolocam_core.explainer.WEAK_RELATIVE`: a weak scale).
     """
 
     image: str
@@ -97,6 +99,7 @@ class MetricRow:
     instance_hit: bool | None = None
     support: float | None = None
     drise_spearman: float | None = None
+    scale_relative: float | None = None
 
     @property
     def own_scale(self) -> bool:
@@ -462,6 +465,7 @@ def _evaluate_method(
                     instance_hit=bool(instance_hit(heatmap, det.box_xyxy, others)),
                     support=support_fraction(grid_map),
                     drise_spearman=drise,
+                    scale_relative=explained[d].maps[j].relative,
                 )
             )
     return rows, curves
