@@ -180,18 +180,48 @@ def test_explain_checks_the_output_folder_before_loading_the_model(
         (["--scales", "0,0"], "--scales '0,0': scale 0 given more than once"),
         (["--scales", "0,x"], "use 'all' or head indices like 0,1"),
         (["--scales", "-1"], "use 'all' or head indices like 0,1"),
+        (["--scales", ""], "use 'all' or head indices like 0,1"),
         (["--target", "box:1"], "use detection:K, class:NAME or seed"),
+        (["--target", "garbage"], "use detection:K, class:NAME or seed"),
         (["--target", "detection:-1"], "K in detection:K must be a whole number"),
         (["--input-size", "100"], "multiples of 32"),
         (["--anchors", "abc, def"], "anchors"),
+        (["--anchors", "1,2,3"], "not a whole number of width,height pairs"),
     ],
 )
-def test_explain_options_are_checked_before_loading_the_model(
+def test_malformed_explain_options_are_usage_errors_before_loading_the_model(
     capsys, tmp_path, good, no_model, argv, message
 ):
-    code, _, err = run(capsys, "explain", str(good["bus.jpg"]), "--out", str(tmp_path / "o"), *argv)
-    assert code == 1
+    """Exit status 2, as argparse's own usage errors (README), before the output folder."""
+    out = tmp_path / "o"
+    code, _, err = run(capsys, "explain", str(good["bus.jpg"]), "--out", str(out), *argv)
+    assert code == 2
     assert len(err) == 1 and err[0].startswith(PREFIX) and message in err[0], err
+    assert "(see `yolocam explain --help`)" in err[0] and not out.exists()
+
+
+def test_report_checks_its_output_file_before_loading_the_model(capsys, good, no_model):
+    code, out, err = run(
+        capsys, "report", str(good["bus.jpg"]), "-o", "/sys/x.html", "--model", "garbage.h5"
+    )
+    assert code == 1 and out == ""
+    assert len(err) == 1 and "--output /sys/x.html: cannot write it" in err[0], err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "x.jpg", "-o", "r.html", "--out", "foo"],  # --out is not --output
+        ["explain", "x.jpg", "--targ", "seed"],
+        ["evaluate", "x.jpg", "--no-s"],
+        ["batch", "in", "--out", "o", "--metrics-s", "4"],
+        ["detect", "x.jpg", "--js"],
+    ],
+)
+def test_abbreviated_options_are_refused(capsys, argv, no_model):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert len(err) == 1 and "unrecognized arguments" in err[0], err
 
 
 def test_explain_refuses_a_named_pipe_before_loading_the_model(
@@ -207,9 +237,13 @@ def test_explain_refuses_a_named_pipe_before_loading_the_model(
         (["detect", "x.jpg", "--score", "1.5"], "1.5 is outside [0, 1]"),
         (["detect", "x.jpg", "--iou", "nan"], "nan is outside [0, 1]"),
         (["explain", "x.jpg", "--opacity", "2"], "2.0 is outside [0, 1]"),
-        (["evaluate", "x.jpg", "--steps", "0"], "0 is outside 1..1000"),
+        (["evaluate", "x.jpg", "--steps", "0"], "0 is outside 2..1000"),
+        (["evaluate", "x.jpg", "--steps", "1"], "1 is outside 2..1000"),
+        (["evaluate", "x.jpg", "--steps", "1000000"], "1000000 is outside 2..1000"),
         (["batch", "in", "--out", "o", "--workers", "0"], "0 must be at least 1"),
         (["batch", "in", "--out", "o", "--metrics-steps", "x"], "'x' is not a whole number"),
+        (["batch", "in", "--out", "o", "--metrics-steps", "1"], "1 is outside 2..1000"),
+        (["batch", "in", "--out", "o", "--metrics-steps", "100000"], "100000 is outside 2..1000"),
     ],
 )
 def test_bad_numbers_are_usage_errors(capsys, argv, message):
@@ -221,13 +255,42 @@ def test_bad_numbers_are_usage_errors(capsys, argv, message):
     ("argv", "message"),
     [
         (["evaluate", "{img}", "--methods", ""], "--methods: unknown (none given)"),
+        (["evaluate", "{img}", "--methods", "nosuch"], "--methods: unknown 'nosuch'"),
         (["evaluate", "{img}", "--methods", "gradcam,gradcam"], "method gradcam given more"),
         (["evaluate", "{img}", "--methods", "all,gradcam"], "all already has gradcam"),
         (["evaluate", "{img}", "--scales", "1,1"], "scale 1 given more than once"),
+        (["evaluate", "{img}", "--scales", "-1"], "use 'all' or head indices"),
+        (["evaluate", "{img}", "--input-size", "100"], "multiples of 32"),
         (["batch", "{dir}", "--out", "{out}", "--methods", "nope"], "unknown 'nope'"),
         (["batch", "{dir}", "--out", "{out}", "--scales", "0,0"], "scale 0 given more"),
         (["batch", "{dir}", "--out", "{out}", "--targets", "detection:0"], "use detections"),
+        (["batch", "{dir}", "--out", "{out}", "--targets", "garbage"], "use detections"),
+        (["batch", "{dir}", "--out", "{out}", "--anchors", "1,2,3"], "width,height pairs"),
+    ],
+)
+def test_malformed_evaluate_and_batch_options_are_usage_errors_before_loading_the_model(
+    capsys, tmp_path, good, no_model, argv, message
+):
+    values = {"img": str(good["bus.jpg"]), "dir": str(good["bus.jpg"].parent)}
+    values["out"] = str(tmp_path / "out")
+    code, _, err = run(capsys, *(a.format(**values) for a in argv))
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(PREFIX) and message in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
         (["batch", "{dir}", "--out", "{dir}"], "is the input folder"),
+        (
+            ["batch", "{dir}", "--out", "{out}", "--metrics-steps", "5"],
+            "--metrics-steps only applies with --metrics",
+        ),
+        (
+            ["evaluate", "{img}", "--no-sanity", "--randomise", "cascade"],
+            "--randomise and --no-sanity contradict each other",
+        ),
         (
             ["batch", "{dir}", "--out", "{out}", "--targets", "seed", "--methods", "gradcam"],
             "gradcam cannot explain the whole head output",

@@ -156,9 +156,9 @@ def test_bad_files_are_one_line_each_and_others_still_run(capsys, samples, tmp_p
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (("--methods", "gradcam,nope"), 1, "--methods: unknown 'nope'; use all or some of"),
+        (("--methods", "gradcam,nope"), 2, "--methods: unknown 'nope'; use all or some of"),
         (("--scales", "7"), 1, "--scales: this model has scales 0..1 (13×13"),
-        (("--steps", "0"), 2, "argument --steps: 0 is outside 1..1000"),
+        (("--steps", "0"), 2, "argument --steps: 0 is outside 2..1000"),
         (("--no-drise", "--drise-masks", "50"), 1, "--drise-masks and --no-drise contradict"),
     ],
 )

@@ -22,6 +22,7 @@ from yolocam_core.cli.options import (
     parse_scales,
     probability,
     resolve_method,
+    step_count,
     whole,
 )
 from yolocam_core.errors import YolocamError
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 #: since it runs on every image evaluated. With ``drise`` among them, the reference is
 #: its maps (its ``--masks``), made once.
 DRISE_REFERENCE_MASKS = 300
+#: ``--randomise``'s default.
+DEFAULT_RANDOMISE = "last-two"
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -65,7 +68,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--steps",
-        type=whole(1, 1000),
+        type=step_count,
         default=DEFAULT_STEPS,
         help=f"deletion/insertion steps (default {DEFAULT_STEPS})",
     )
@@ -93,7 +96,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "--randomise",
         choices=RANDOMISATIONS,
-        default="last-two",
+        default=None,
         help="which layers the randomisation check re-initialises: last-two (each head's "
         "last two convolutions, default) or cascade (every layer from the layer each "
         "method explains at to the head output, as Adebayo et al.; one copy per method)",
@@ -134,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
     check_drise_options(args, methods_for_check)
     if args.no_drise and args.drise_masks is not None:
         raise YolocamError("--drise-masks and --no-drise contradict each other: leave one out")
+    if args.no_sanity and args.randomise is not None:
+        raise YolocamError("--randomise and --no-sanity contradict each other: leave one out")
+    if args.randomise is None:
+        args.randomise = DEFAULT_RANDOMISE
     cams = [cam_method(m, args) for m in methods]
     reference_method = None if args.no_drise else _reference_method(args, cams)
     scales = parse_scales(args.scales)

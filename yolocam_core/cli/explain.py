@@ -60,6 +60,7 @@ class Explained:
 
 def check_early(args: argparse.Namespace) -> tuple[int, ...] | None:
     """What can be checked before the image and the model are loaded; the scales."""
+    model_spec_from_args(args)  # a malformed model option
     scales = parse_scales(args.scales)
     check_target(args.target)
     check_drise_options(args, [args.method])  # auto is never drise
