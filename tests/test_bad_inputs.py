@@ -337,12 +337,21 @@ def test_explain_names_two_photos_with_one_name_apart(capsys, tmp_path, samples)
 
 
 @pytest.mark.slow
-def test_a_one_pixel_image_is_explained(capsys, tmp_path, good):
+def test_a_one_pixel_image_is_explained_with_the_apps_warning(capsys, tmp_path, good):
     code, out, err = run(
         capsys, "explain", str(good["one.png"]), "--target", "seed", "--out", str(tmp_path)
     )
     assert code == 0, err
     assert "seed" in out and len(list(tmp_path.glob("*.npy"))) == 2
+    assert len(err) == 1 and err[0].startswith(f"yolocam: note: {good['one.png']}: ")
+    assert "This photo is only 1×1 px: the network sees it enlarged 416×" in err[0]
+
+
+@pytest.mark.slow
+def test_detect_warns_about_a_photo_too_small_for_the_network(capsys, good):
+    code, out, err = run(capsys, "detect", str(good["one.png"]), str(good["bus.jpg"]))
+    assert code == 0 and "(1×1): 0 detection(s)" in out
+    assert len(err) == 1 and err[0].startswith(f"yolocam: note: {good['one.png']}: This photo")
 
 
 @pytest.mark.slow

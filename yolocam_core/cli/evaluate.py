@@ -18,6 +18,7 @@ from yolocam_core.cli.options import (
     mask_count,
     model_spec_from_args,
     note_detections,
+    note_image,
     parse_methods,
     parse_scales,
     probability,
@@ -158,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
             random_explainer = None if args.no_sanity else _randomised(explainer, cams, args)
         if progress:
             print(f"evaluating {path} …", file=sys.stderr, flush=True)
+        note_image(path, image, explainer.detector)
         fwd = explainer.forward(image)
         detections = explainer.detect(fwd, args.score, args.iou, args.max_detections)
         note_detections(path, detections)

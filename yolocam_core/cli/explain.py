@@ -18,6 +18,7 @@ from yolocam_core.cli.options import (
     drise_progress,
     model_spec_from_args,
     note_detections,
+    note_image,
     parse_scales,
     resolve_method,
 )
@@ -87,6 +88,7 @@ def explain_image(args: argparse.Namespace, scales: tuple[int, ...] | None) -> E
     detector = model_spec_from_args(args).load()
     detector.check_scales(scales, "--scales")
     target_spec, method = resolve_target(args, detector.class_names)
+    note_image(shown(args.image), image, detector)
     explainer = Explainer(detector)
     fwd = explainer.forward(image)
     detections = explainer.detect(fwd, args.score, args.iou, args.max_detections)

@@ -59,6 +59,14 @@ def note_detections(name: str, detections) -> None:
         note(f"{name}: {text}")
 
 
+def note_image(name: str, image: np.ndarray, detector) -> None:
+    """Say on stderr when the image is too small or too elongated for the network to
+    see it well (``Detector.image_warning``, the app's warning); the run goes on."""
+    text = detector.image_warning(image.shape[:2])
+    if text:
+        note(f"{name}: {text}")
+
+
 class UsageError(YolocamError):
     """A malformed option found after parsing, where argparse's ``type=`` cannot check
     it (the check imports TensorFlow, or reads several options): one line, exit status
