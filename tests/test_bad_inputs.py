@@ -136,6 +136,12 @@ def test_detect_refuses_every_bad_file_in_one_line_before_loading_the_model(
         assert line.startswith(f"{PREFIX}{path}: ") and MESSAGES[name] in line, line
 
 
+def test_an_empty_image_path_is_named(capsys, no_model):
+    code, out, err = run(capsys, "detect", "")
+    assert code == 1 and out == ""
+    assert err == [f"{PREFIX}an empty path (''): name an image file"]
+
+
 @pytest.mark.slow
 def test_detect_still_processes_the_good_files_among_bad_ones(capsys, bad, good, watchdog):
     paths = [bad["fifo.jpg"], good["one.png"], bad["loop.jpg"], good["float01.tif"]]

@@ -254,7 +254,15 @@ def test_explain_auto_picks_the_target_kind_s_method_and_says_so(capsys, samples
     [
         (("--target", "seed", "--method", "gradcam"), "gradcam cannot explain the whole head"),
         (("--target", "class:bus", "--method", "drise"), "drise explains one detection"),
-        (("--target", "seed", "--attribute", "x"), "needs a detection target"),
+        (
+            ("--target", "seed", "--attribute", "x"),
+            "needs a detection target (detection:K); a seed target explains the whole head "
+            "output (the article's seed), not one score",
+        ),
+        (
+            ("--target", "class:bus", "--attribute", "w"),
+            "a class target explains its class's score summed over the image",
+        ),
         (
             ("--method", "drise", "--attribute", "objectness", "--masks", "4"),
             "not its 'objectness' alone",

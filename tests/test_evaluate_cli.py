@@ -177,6 +177,16 @@ def test_no_detection_is_not_an_error(capsys, samples):
     assert "no detection at this --score" in out
 
 
+def test_detections_all_below_min_score_name_min_score(capsys, samples):
+    code, out, err = run(
+        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "odam", "--no-drise",
+        "--min-score", "0.999", "--no-sanity", *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "detection(s) scores at least --min-score 0.999; nothing to evaluate" in out
+    assert "--score;" not in out
+
+
 def test_instance_rate_cascade_and_drise_agreement(capsys, samples):
     """ODAM against Grad-CAM on bus.jpg's confident people: the columns the method
     choice rests on, with the cascade randomisation bounded by each method's layers."""

@@ -101,6 +101,8 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) 
             starts with the path and says which.
     """
     name = shown(path)
+    if not name:
+        raise ImageError("an empty path (''): name an image file")
     problem = file_problem(path)
     if problem is not None:
         raise ImageError(f"{name}: {problem}")

@@ -399,9 +399,13 @@ class TargetSpec:
             raise ValueError(f"kind must be one of {', '.join(TARGET_KINDS)}; got {self.kind!r}")
         check_attribute(self.attribute)
         if self.kind != "detection" and self.attribute != "score":
+            explains = {
+                "class": "its class's score summed over the image",
+                "seed": "the whole head output (the article's seed), not one score",
+            }[self.kind]
             raise YolocamError(
                 f"attribute {self.attribute!r} needs a detection target (detection:K); a "
-                f"{self.kind} target explains the class score only (attribute score)"
+                f"{self.kind} target explains {explains}; use the attribute score"
             )
 
     @classmethod

@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     explainer = random_explainer = None
     images = GoodImages(args.images)
     evaluations = []
+    detected: dict[str, int] = {}  # per image, the detections before --min-score
     for path, image in images:
         if explainer is None:  # at the first good image
             detector = spec.load()
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         detections = explainer.detect(fwd, args.score, args.iou, args.max_detections)
         note_detections(path, detections)
         if args.min_score is not None:
+            detected[path] = len(detections)
             detections = [d for d in detections if d.score >= args.min_score]
         reference = None
         if detections and reference_method is not None:
@@ -201,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(json.dumps(report, indent=2, ensure_ascii=False))
     elif evaluations:
-        print(_tables(args, evaluations, rows, summary, reference_method))
+        print(_tables(args, evaluations, rows, summary, reference_method, detected))
     return images.status
 
 
@@ -264,12 +266,19 @@ def _randomised(explainer, cams, args) -> dict:
     }
 
 
-def _tables(args, evaluations, rows, summary, reference_method: DRise | None) -> str:
+def _tables(
+    args, evaluations, rows, summary, reference_method: DRise | None, detected: dict[str, int]
+) -> str:
     from yolocam_core.evaluate import OWN, reading
 
     blocks = []
     for e in evaluations:
-        if not e.detections:
+        if not e.detections and detected.get(e.image):
+            blocks.append(
+                f"{e.image}: none of its {detected[e.image]} detection(s) scores at least "
+                f"--min-score {args.min_score:g}; nothing to evaluate"
+            )
+        elif not e.detections:
             blocks.append(f"{e.image}: no detection at this --score; nothing to evaluate")
         elif args.details:
             blocks.append(format_rows(e))
