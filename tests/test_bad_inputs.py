@@ -190,9 +190,12 @@ def test_explain_checks_the_output_folder_before_loading_the_model(
         (["--target", "box:1"], "use detection:K, class:NAME or seed"),
         (["--target", "garbage"], "use detection:K, class:NAME or seed"),
         (["--target", "detection:-1"], "K in detection:K must be a whole number"),
-        (["--input-size", "100"], "multiples of 32"),
+        (
+            ["--input-size", "100"],
+            "--input-size 100×100: YOLO inputs must be positive multiples of 32",
+        ),
         (["--anchors", "abc, def"], "anchors"),
-        (["--anchors", "1,2,3"], "not a whole number of width,height pairs"),
+        (["--anchors", "1,2,3"], "--anchors: got 3 numbers, which is not a whole number of"),
     ],
 )
 def test_malformed_explain_options_are_usage_errors_before_loading_the_model(

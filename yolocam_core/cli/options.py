@@ -494,8 +494,20 @@ def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
     Imports TensorFlow (the model options' parsers live with the models): call it after
     :func:`yolocam_core.runtime.start_tensorflow`.
     """
-    from yolocam_core.models import ModelSpec
+    from yolocam_core.models import ModelSpec, parse_anchors, parse_input_size, parse_masks
 
+    for option, subject, parse, value in (
+        ("--input-size", "input size", parse_input_size, args.input_size),
+        ("--anchors", "anchors", parse_anchors, args.anchors),
+        ("--anchor-masks", "anchor masks", parse_masks, args.anchor_masks),
+    ):
+        try:
+            parse(value)
+        except YolocamError as exc:  # the library's words, said of the option
+            text = str(exc)
+            if text.startswith(subject + ": "):
+                raise UsageError(f"{option}: {text[len(subject) + 2 :]}") from None
+            raise UsageError(f"{option} {text.removeprefix(subject + ' ')}") from None
     with malformed_option():
         return ModelSpec.from_options(
             args.model,
