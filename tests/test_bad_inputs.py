@@ -148,8 +148,10 @@ def test_detect_still_processes_the_good_files_among_bad_ones(capsys, bad, good,
     paths += [bad["wide.png"], good["grey.png"], good["bus.jpg"]]
     code, out, err = run(capsys, "detect", *map(str, paths), "--json")
     assert code == 1
-    refused = [line[len(PREFIX) :].split(": ")[0] for line in err]
+    refused = [line[len(PREFIX) :].split(": ")[0] for line in err if line.startswith(PREFIX)]
     assert refused == [str(bad[n]) for n in ("fifo.jpg", "loop.jpg", "wide.png")]
+    notes = [line for line in err if not line.startswith(PREFIX)]
+    assert len(notes) == 1 and notes[0].startswith(f"yolocam: note: {good['one.png']}: This")
     reports = {Path(r["image"]).name: r for r in json.loads(out)}
     assert set(reports) == {"one.png", "float01.tif", "grey.png", "bus.jpg"}
     assert (reports["one.png"]["width"], reports["one.png"]["height"]) == (1, 1)
