@@ -136,14 +136,22 @@ def test_detect_refuses_every_bad_file_in_one_line_before_loading_the_model(
         assert line.startswith(f"{PREFIX}{path}: ") and MESSAGES[name] in line, line
 
 
+def test_an_empty_image_path_is_named(capsys, no_model):
+    code, out, err = run(capsys, "detect", "")
+    assert code == 1 and out == ""
+    assert err == [f"{PREFIX}an empty path (''): name an image file"]
+
+
 @pytest.mark.slow
 def test_detect_still_processes_the_good_files_among_bad_ones(capsys, bad, good, watchdog):
     paths = [bad["fifo.jpg"], good["one.png"], bad["loop.jpg"], good["float01.tif"]]
     paths += [bad["wide.png"], good["grey.png"], good["bus.jpg"]]
     code, out, err = run(capsys, "detect", *map(str, paths), "--json")
     assert code == 1
-    refused = [line[len(PREFIX) :].split(": ")[0] for line in err]
+    refused = [line[len(PREFIX) :].split(": ")[0] for line in err if line.startswith(PREFIX)]
     assert refused == [str(bad[n]) for n in ("fifo.jpg", "loop.jpg", "wide.png")]
+    notes = [line for line in err if not line.startswith(PREFIX)]
+    assert len(notes) == 1 and notes[0].startswith(f"yolocam: note: {good['one.png']}: This")
     reports = {Path(r["image"]).name: r for r in json.loads(out)}
     assert set(reports) == {"one.png", "float01.tif", "grey.png", "bus.jpg"}
     assert (reports["one.png"]["width"], reports["one.png"]["height"]) == (1, 1)
@@ -180,18 +188,51 @@ def test_explain_checks_the_output_folder_before_loading_the_model(
         (["--scales", "0,0"], "--scales '0,0': scale 0 given more than once"),
         (["--scales", "0,x"], "use 'all' or head indices like 0,1"),
         (["--scales", "-1"], "use 'all' or head indices like 0,1"),
+        (["--scales", ""], "use 'all' or head indices like 0,1"),
         (["--target", "box:1"], "use detection:K, class:NAME or seed"),
+        (["--target", "garbage"], "use detection:K, class:NAME or seed"),
         (["--target", "detection:-1"], "K in detection:K must be a whole number"),
-        (["--input-size", "100"], "multiples of 32"),
+        (
+            ["--input-size", "100"],
+            "--input-size 100×100: YOLO inputs must be positive multiples of 32",
+        ),
         (["--anchors", "abc, def"], "anchors"),
+        (["--anchors", "1,2,3"], "--anchors: got 3 numbers, which is not a whole number of"),
     ],
 )
-def test_explain_options_are_checked_before_loading_the_model(
+def test_malformed_explain_options_are_usage_errors_before_loading_the_model(
     capsys, tmp_path, good, no_model, argv, message
 ):
-    code, _, err = run(capsys, "explain", str(good["bus.jpg"]), "--out", str(tmp_path / "o"), *argv)
-    assert code == 1
+    """Exit status 2, as argparse's own usage errors (README), before the output folder."""
+    out = tmp_path / "o"
+    code, _, err = run(capsys, "explain", str(good["bus.jpg"]), "--out", str(out), *argv)
+    assert code == 2
     assert len(err) == 1 and err[0].startswith(PREFIX) and message in err[0], err
+    assert "(see `yolocam explain --help`)" in err[0] and not out.exists()
+
+
+def test_report_checks_its_output_file_before_loading_the_model(capsys, good, no_model):
+    code, out, err = run(
+        capsys, "report", str(good["bus.jpg"]), "-o", "/sys/x.html", "--model", "garbage.h5"
+    )
+    assert code == 1 and out == ""
+    assert len(err) == 1 and "--output /sys/x.html: cannot write it" in err[0], err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "x.jpg", "-o", "r.html", "--out", "foo"],  # --out is not --output
+        ["explain", "x.jpg", "--targ", "seed"],
+        ["evaluate", "x.jpg", "--no-s"],
+        ["batch", "in", "--out", "o", "--metrics-s", "4"],
+        ["detect", "x.jpg", "--js"],
+    ],
+)
+def test_abbreviated_options_are_refused(capsys, argv, no_model):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert len(err) == 1 and "unrecognized arguments" in err[0], err
 
 
 def test_explain_refuses_a_named_pipe_before_loading_the_model(
@@ -207,9 +248,13 @@ def test_explain_refuses_a_named_pipe_before_loading_the_model(
         (["detect", "x.jpg", "--score", "1.5"], "1.5 is outside [0, 1]"),
         (["detect", "x.jpg", "--iou", "nan"], "nan is outside [0, 1]"),
         (["explain", "x.jpg", "--opacity", "2"], "2.0 is outside [0, 1]"),
-        (["evaluate", "x.jpg", "--steps", "0"], "0 is outside 1..1000"),
+        (["evaluate", "x.jpg", "--steps", "0"], "0 is outside 2..1000"),
+        (["evaluate", "x.jpg", "--steps", "1"], "1 is outside 2..1000"),
+        (["evaluate", "x.jpg", "--steps", "1000000"], "1000000 is outside 2..1000"),
         (["batch", "in", "--out", "o", "--workers", "0"], "0 must be at least 1"),
         (["batch", "in", "--out", "o", "--metrics-steps", "x"], "'x' is not a whole number"),
+        (["batch", "in", "--out", "o", "--metrics-steps", "1"], "1 is outside 2..1000"),
+        (["batch", "in", "--out", "o", "--metrics-steps", "100000"], "100000 is outside 2..1000"),
     ],
 )
 def test_bad_numbers_are_usage_errors(capsys, argv, message):
@@ -221,13 +266,42 @@ def test_bad_numbers_are_usage_errors(capsys, argv, message):
     ("argv", "message"),
     [
         (["evaluate", "{img}", "--methods", ""], "--methods: unknown (none given)"),
+        (["evaluate", "{img}", "--methods", "nosuch"], "--methods: unknown 'nosuch'"),
         (["evaluate", "{img}", "--methods", "gradcam,gradcam"], "method gradcam given more"),
         (["evaluate", "{img}", "--methods", "all,gradcam"], "all already has gradcam"),
         (["evaluate", "{img}", "--scales", "1,1"], "scale 1 given more than once"),
+        (["evaluate", "{img}", "--scales", "-1"], "use 'all' or head indices"),
+        (["evaluate", "{img}", "--input-size", "100"], "multiples of 32"),
         (["batch", "{dir}", "--out", "{out}", "--methods", "nope"], "unknown 'nope'"),
         (["batch", "{dir}", "--out", "{out}", "--scales", "0,0"], "scale 0 given more"),
         (["batch", "{dir}", "--out", "{out}", "--targets", "detection:0"], "use detections"),
+        (["batch", "{dir}", "--out", "{out}", "--targets", "garbage"], "use detections"),
+        (["batch", "{dir}", "--out", "{out}", "--anchors", "1,2,3"], "width,height pairs"),
+    ],
+)
+def test_malformed_evaluate_and_batch_options_are_usage_errors_before_loading_the_model(
+    capsys, tmp_path, good, no_model, argv, message
+):
+    values = {"img": str(good["bus.jpg"]), "dir": str(good["bus.jpg"].parent)}
+    values["out"] = str(tmp_path / "out")
+    code, _, err = run(capsys, *(a.format(**values) for a in argv))
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith(PREFIX) and message in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
         (["batch", "{dir}", "--out", "{dir}"], "is the input folder"),
+        (
+            ["batch", "{dir}", "--out", "{out}", "--metrics-steps", "5"],
+            "--metrics-steps only applies with --metrics",
+        ),
+        (
+            ["evaluate", "{img}", "--no-sanity", "--randomise", "cascade"],
+            "--randomise and --no-sanity contradict each other",
+        ),
         (
             ["batch", "{dir}", "--out", "{out}", "--targets", "seed", "--methods", "gradcam"],
             "gradcam cannot explain the whole head output",
@@ -274,12 +348,21 @@ def test_explain_names_two_photos_with_one_name_apart(capsys, tmp_path, samples)
 
 
 @pytest.mark.slow
-def test_a_one_pixel_image_is_explained(capsys, tmp_path, good):
+def test_a_one_pixel_image_is_explained_with_the_apps_warning(capsys, tmp_path, good):
     code, out, err = run(
         capsys, "explain", str(good["one.png"]), "--target", "seed", "--out", str(tmp_path)
     )
     assert code == 0, err
     assert "seed" in out and len(list(tmp_path.glob("*.npy"))) == 2
+    assert len(err) == 1 and err[0].startswith(f"yolocam: note: {good['one.png']}: ")
+    assert "This photo is only 1×1 px: the network sees it enlarged 416×" in err[0]
+
+
+@pytest.mark.slow
+def test_detect_warns_about_a_photo_too_small_for_the_network(capsys, good):
+    code, out, err = run(capsys, "detect", str(good["one.png"]), str(good["bus.jpg"]))
+    assert code == 0 and "(1×1): 0 detection(s)" in out
+    assert len(err) == 1 and err[0].startswith(f"yolocam: note: {good['one.png']}: This photo")
 
 
 @pytest.mark.slow

@@ -125,18 +125,18 @@ def test_explain_writes_overlays_sheet_and_raw_maps(capsys, samples, tmp_path, d
 
 
 @pytest.mark.parametrize(
-    ("target", "message"),
+    ("target", "status", "message"),
     [
-        ("detection:99", "detection(s)"),
-        ("class:unicorn", "unknown class"),
-        ("box:1", "use detection:K, class:NAME or seed"),
+        ("detection:99", 1, "detection(s)"),
+        ("class:unicorn", 1, "unknown class"),
+        ("box:1", 2, "use detection:K, class:NAME or seed"),  # malformed: a usage error
     ],
 )
-def test_explain_bad_target(capsys, samples, tmp_path, target, message):
+def test_explain_bad_target(capsys, samples, tmp_path, target, status, message):
     code, _, err = run(
         capsys, "explain", str(samples["zidane.jpg"]), "--target", target, "--out", str(tmp_path)
     )
-    assert code == 1
+    assert code == status
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
@@ -254,7 +254,15 @@ def test_explain_auto_picks_the_target_kind_s_method_and_says_so(capsys, samples
     [
         (("--target", "seed", "--method", "gradcam"), "gradcam cannot explain the whole head"),
         (("--target", "class:bus", "--method", "drise"), "drise explains one detection"),
-        (("--target", "seed", "--attribute", "x"), "needs a detection target"),
+        (
+            ("--target", "seed", "--attribute", "x"),
+            "needs a detection target (detection:K); a seed target explains the whole head "
+            "output (the article's seed), not one score",
+        ),
+        (
+            ("--target", "class:bus", "--attribute", "w"),
+            "a class target explains its class's score summed over the image",
+        ),
         (
             ("--method", "drise", "--attribute", "objectness", "--masks", "4"),
             "not its 'objectness' alone",

@@ -8,11 +8,12 @@ batchnorm, activations.h), not with our Keras layers.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from darknet_helpers import weights_file
+from darknet_helpers import resize_cfg, weights_file
 
 from yolocam_core.errors import ConfigError, ModelNotFoundError, WeightsError
 from yolocam_core.heads import HeadInfo
@@ -22,6 +23,7 @@ from yolocam_core.models.darknet import (
     load_darknet,
     load_weights,
     parse_cfg,
+    plan_model,
     read_weights_header,
 )
 
@@ -586,3 +588,18 @@ def test_num_values_per_convolution():
     # conv_8: (16 upsampled from conv_2 + 8 from conv_0) = 24 -> 14, 1×1.
     assert counts == [4 * 8 + 8 * 3 * 9, 4 * 16 + 16 * 8 * 9, 21 + 21 * 16, 14 + 14 * 24]
     assert re.fullmatch(r"conv_\d+", built.heads[1].output_name)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "message"),
+    [
+        (417, 416, "width=417 is not a multiple of 32, the network's stride (its largest "
+         "downsampling); use e.g. width=416"),
+        (416, 300, "height=300 is not a multiple of 32"),
+    ],
+)  # fmt: skip
+def test_an_input_size_off_the_stride_is_named(default_model_files, width, height, message):
+    cfg = Path(default_model_files[0]).read_text()
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        plan_model(parse_cfg(resize_cfg(cfg, width, height)))
+    assert "[net] at line" in str(info.value) and "[route]" not in str(info.value)

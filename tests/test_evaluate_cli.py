@@ -158,9 +158,9 @@ def test_bad_files_are_one_line_each_and_others_still_run(capsys, samples, tmp_p
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (("--methods", "gradcam,nope"), 1, "--methods: unknown 'nope'; use all or some of"),
+        (("--methods", "gradcam,nope"), 2, "--methods: unknown 'nope'; use all or some of"),
         (("--scales", "7"), 1, "--scales: this model has scales 0..1 (13×13"),
-        (("--steps", "0"), 2, "argument --steps: 0 is outside 1..1000"),
+        (("--steps", "0"), 2, "argument --steps: 0 is outside 2..1000"),
         (("--no-drise", "--drise-masks", "50"), 1, "--drise-masks and --no-drise contradict"),
     ],
 )
@@ -177,6 +177,16 @@ def test_no_detection_is_not_an_error(capsys, samples):
     )
     assert code == 0, err
     assert "no detection at this --score" in out
+
+
+def test_detections_all_below_min_score_name_min_score(capsys, samples):
+    code, out, err = run(
+        capsys, "evaluate", str(samples["bus.jpg"]), "--methods", "odam", "--no-drise",
+        "--min-score", "0.999", "--no-sanity", *FAST,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "detection(s) scores at least --min-score 0.999; nothing to evaluate" in out
+    assert "--score;" not in out
 
 
 def test_instance_rate_cascade_and_drise_agreement(capsys, samples):

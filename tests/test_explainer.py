@@ -505,6 +505,32 @@ def test_bad_method_lists_the_names(explainer, bus):
         assert name in str(info.value)
 
 
+def test_an_empty_image_is_refused_in_one_line(explainer):
+    with pytest.raises(YolocamError, match=r"the image is empty \(100×0 pixels\)"):
+        explainer.forward(np.zeros((0, 100, 3), np.uint8))
+
+
+def test_a_class_target_takes_a_class_name(explainer, bus):
+    fwd = bus[1]
+    by_name = explainer.explain(fwd, ClassTarget("Person"), scales=[0])
+    by_index = explainer.explain(fwd, ClassTarget(0), scales=[0])
+    assert by_name.target == by_index.target == "class person"
+    np.testing.assert_array_equal(by_name.maps[0].grid_map, by_index.maps[0].grid_map)
+
+
+@pytest.mark.parametrize(
+    ("class_id", "message"),
+    [
+        ("unicorn", r"ClassTarget\('unicorn'\): unknown class; the model's classes are person"),
+        (80, r"ClassTarget\(80\): no such class; this model has 80 classes, 0..79"),
+        (1.5, r"ClassTarget\(1.5\): give a class name or an index"),
+    ],
+)
+def test_a_class_target_the_model_does_not_know_is_refused(explainer, bus, class_id, message):
+    with pytest.raises(YolocamError, match=message):
+        explainer.explain(bus[1], ClassTarget(class_id))
+
+
 @pytest.mark.parametrize("scales", [[2], [-1], [0, 7]])
 def test_bad_scale(explainer, bus, scales):
     with pytest.raises(ValueError, match="scale"):

@@ -462,6 +462,10 @@ def test_anchor_and_mask_parsing():
             parse_anchors(bad)
     with pytest.raises(ModelFileError, match="default anchors only for"):
         anchors_for_heads(4)
+    with pytest.raises(ModelFileError, match="the model has 1 head and there are default"):
+        anchors_for_heads(1)
+    with pytest.raises(ModelFileError, match=r"2 groups but the model has 1 head$"):
+        anchors_for_heads(1, [1, 2, 3, 4], "0; 1")
 
 
 def test_keras_3_operations_and_nested_models():

@@ -423,3 +423,24 @@ def test_instance_support_and_drise_agreement_columns(explainer, sample_rgb):
     with pytest.raises(ValueError, match="reference has"):
         evaluate_image(explainer, fwd, ["gradcam"], [0], detections=detections,
                        reference=reference[:1])  # fmt: skip
+
+
+def test_reading_ranks_no_method_when_only_one_was_measured():
+    from yolocam_core.evaluate import OWN, reading
+
+    item = {
+        "method": "seed",
+        "scale": OWN,
+        "scale_label": "own",
+        "deletion_auc": 0.1,
+        "random_deletion_auc": 0.3,
+        "insertion_auc": 0.7,
+        "random_insertion_auc": 0.4,
+    }
+    text = reading([item])
+    assert "most faithful" not in text and "fastest" not in text
+    assert text.startswith("At each detection's own scale, seed (the only method measured")
+    assert "deletion AUC 0.10 vs 0.30 for a random map (lower" in text
+    assert "insertion AUC 0.70 vs 0.40 (higher" in text
+    two = reading([item, {**item, "method": "gradcam", "deletion_auc": 0.2}])
+    assert "seed is the most faithful" in two

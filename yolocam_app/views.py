@@ -185,39 +185,9 @@ def notes_ui(ctx: Context) -> None:
     note = ctx.detections.note()
     if note:
         st.warning(note[0].upper() + note[1:] + ".", icon=":material/filter_alt:")
-    warning = image_warning(ctx.original_size, ctx.detector)
+    warning = ctx.detector.image_warning(ctx.original_size)
     if warning:
         st.warning(warning, icon=":material/aspect_ratio:")
-
-
-def image_warning(size: tuple[int, int], detector) -> str | None:
-    """A sentence when a photo of ``size`` (height, width) is too small or too
-    elongated for the network to see it well, else None."""
-    height, width = size
-    net_h, net_w = detector.input_size
-    box = detector.letterbox_for(size)
-    seen_w, seen_h = width * box.scale_x, height * box.scale_y
-    upscale = max(box.scale_x, box.scale_y)
-    if upscale > 4:
-        return (
-            f"This photo is only {width}×{height} px: the network sees it enlarged "
-            f"{upscale:.0f}× to {net_w}×{net_h}, so detections and maps say little. "
-            f"Use a photo at least {min(net_w, net_h) // 2} px on its shorter side."
-        )
-    if detector.letterbox and min(seen_w, seen_h) < min(net_w, net_h) / 4:
-        return (
-            f"This photo is very elongated ({width}×{height} px): the network sees it as a "
-            f"{seen_w:.0f}×{seen_h:.0f} px band of its {net_w}×{net_h} input, where objects "
-            "are tiny. Crop it closer to 4:3."
-        )
-    stretch = max(box.scale_x, box.scale_y) / max(1e-9, min(box.scale_x, box.scale_y))
-    if not detector.letterbox and stretch > 4:
-        return (
-            f"This photo is very elongated ({width}×{height} px): the network stretches it "
-            f"{stretch:.0f}× more one way than the other to {net_w}×{net_h}, so objects are "
-            "distorted. Crop it closer to 4:3."
-        )
-    return None
 
 
 TARGET_KINDS = ("One detection", "A class", "Whole head output (article)")

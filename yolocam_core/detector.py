@@ -333,6 +333,35 @@ class Detector:
             (img_h, img_w), new_w / img_w, new_h / img_h, off_x, off_y, self.input_size
         )
 
+    def image_warning(self, image_size: tuple[int, int]) -> str | None:
+        """A sentence when an image of (height, width) is too small or too elongated for
+        the network to see it well (the app shows it, the CLI prints it), else None."""
+        height, width = image_size
+        net_h, net_w = self.input_size
+        box = self.letterbox_for(image_size)
+        seen_w, seen_h = width * box.scale_x, height * box.scale_y
+        upscale = max(box.scale_x, box.scale_y)
+        if upscale > 4:
+            return (
+                f"This photo is only {width}×{height} px: the network sees it enlarged "
+                f"{upscale:.0f}× to {net_w}×{net_h}, so detections and maps say little. "
+                f"Use a photo at least {min(net_w, net_h) // 2} px on its shorter side."
+            )
+        if self.letterbox and min(seen_w, seen_h) < min(net_w, net_h) / 4:
+            return (
+                f"This photo is very elongated ({width}×{height} px): the network sees it as a "
+                f"{seen_w:.0f}×{seen_h:.0f} px band of its {net_w}×{net_h} input, where objects "
+                "are tiny. Crop it closer to 4:3."
+            )
+        stretch = max(box.scale_x, box.scale_y) / max(1e-9, min(box.scale_x, box.scale_y))
+        if not self.letterbox and stretch > 4:
+            return (
+                f"This photo is very elongated ({width}×{height} px): the network stretches it "
+                f"{stretch:.0f}× more one way than the other to {net_w}×{net_h}, so objects are "
+                "distorted. Crop it closer to 4:3."
+            )
+        return None
+
     # -- forward and decode ----------------------------------------------------------
 
     def raw_outputs(self, batch: tf.Tensor) -> list[tf.Tensor]:

@@ -589,6 +589,16 @@ def reading(summary: Sequence[dict], scale: int | str = OWN) -> str:
     best_ins = max(items, key=lambda s: s["insertion_auc"])
     del_ok = best_del["deletion_auc"] < best_del["random_deletion_auc"]
     ins_ok = best_ins["insertion_auc"] > best_ins["random_insertion_auc"]
+    if len({s["method"] for s in items}) == 1:  # nothing to rank it against
+        m = best_del
+        return (
+            f"{where[0].upper()}{where[1:]}, {m['method']} (the only method measured, so no "
+            f"ranking): deletion AUC {m['deletion_auc']:.2f} vs "
+            f"{m['random_deletion_auc']:.2f} for a random map ({'' if del_ok else 'not '}"
+            f"lower, lower is better), insertion AUC {m['insertion_auc']:.2f} vs "
+            f"{m['random_insertion_auc']:.2f} ({'' if ins_ok else 'not '}higher, higher is "
+            "better)."
+        )
     if best_del["method"] == best_ins["method"] and del_ok and ins_ok:
         m = best_del
         return (

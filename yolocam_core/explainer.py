@@ -38,7 +38,15 @@ from yolocam_core.images import load_image
 from yolocam_core.keras_internals import ancestor_names, consumer_names
 from yolocam_core.norms import check_norm
 from yolocam_core.tails import Tail
-from yolocam_core.targets import ScoreContext, Target, TargetWeights, weighted_score
+from yolocam_core.targets import (
+    ClassTarget,
+    ScoreContext,
+    Target,
+    TargetWeights,
+    class_index,
+    some_class_names,
+    weighted_score,
+)
 
 #: A progress callback: ``progress(done, total)`` (e.g. masks done of all masks).
 Progress = Callable[[int, int], None]
@@ -837,6 +845,38 @@ class Explainer:
         """
         return self.explain_many(image, [target], method, scales, layer, norm, progress)[0]
 
+    def _class_by_index(self, target: Target) -> Target:
+        """``target``, a :class:`ClassTarget` given a class name as the same class by
+        its index.
+
+        Raises:
+            YolocamError: a class name the detector does not know, or a class id that
+                is not an index into its class names.
+        """
+        if not isinstance(target, ClassTarget):
+            return target
+        names = self.detector.class_names
+        class_id = target.class_id
+        if isinstance(class_id, str):
+            index = class_index(class_id, names)
+            if index is None:
+                raise YolocamError(
+                    f"ClassTarget({class_id!r}): unknown class; the model's classes are "
+                    f"{some_class_names(names)}"
+                )
+            return dataclasses.replace(target, class_id=index)
+        if isinstance(class_id, bool) or not isinstance(class_id, int | np.integer):
+            raise YolocamError(
+                f"ClassTarget({class_id!r}): give a class name or an index into the "
+                f"detector's class_names (0..{len(names) - 1})"
+            )
+        if not 0 <= class_id < len(names):
+            raise YolocamError(
+                f"ClassTarget({class_id}): no such class; this model has {len(names)} "
+                f"classes, 0..{len(names) - 1}"
+            )
+        return target
+
     def explain_many(
         self,
         image: np.ndarray | str | bytes | Forward,
@@ -854,6 +894,7 @@ class Explainer:
         (``scale_scores``) and each map's share of it, so that a weak scale is never
         mistaken for a confident one (see :attr:`ScaleMap.weak`).
         """
+        targets = [self._class_by_index(t) for t in targets]
         if method is None:
             method = default_method(t.kind for t in targets)
         cam = get_method(method)

@@ -101,6 +101,8 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) 
             starts with the path and says which.
     """
     name = shown(path)
+    if not name:
+        raise ImageError("an empty path (''): name an image file")
     problem = file_problem(path)
     if problem is not None:
         raise ImageError(f"{name}: {problem}")
@@ -159,3 +161,33 @@ def ensure_output_folder(path: str | os.PathLike, option: str = "--out") -> Path
             "name a folder you can write to"
         ) from None
     return folder
+
+
+def check_output_file(path: str | os.PathLike, option: str = "--output") -> Path:
+    """Check that the file ``path`` can be written (its folder exists and is writable;
+    the file itself, if it exists, is not a folder and is writable), before any costly
+    work.
+
+    Raises:
+        OutputError: ``path`` is empty, a folder, in no folder, or cannot be written.
+    """
+    output = Path(path)
+    name = shown(output)
+    if not str(path):
+        raise OutputError(f"{option} is empty; name a file")
+    if output.is_dir():
+        raise OutputError(f"{option} {name}: is a folder; name a file, e.g. report.html")
+    if not output.parent.is_dir():
+        raise OutputError(f"{option} {name}: no folder {shown(output.parent)}")
+    try:
+        with tempfile.TemporaryFile(dir=output.parent, prefix=".yolocam-write-test-"):
+            pass
+        if output.exists() and not os.access(output, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as exc:
+        why = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else exc.strerror
+        raise OutputError(
+            f"{option} {name}: cannot write it ({(why or str(exc)).lower()}); name a file "
+            "in a folder you can write to"
+        ) from None
+    return output

@@ -52,6 +52,9 @@ def load_image(
             raise ImageError(
                 f"expected an (H, W, 3) uint8 RGB array, got shape {source.shape} {source.dtype}"
             )
+        if not source.size:
+            height, width = source.shape[:2]
+            raise ImageError(f"the image is empty ({width}×{height} pixels); pass a photo")
         return source
     if isinstance(source, bytes):
         name, data = "uploaded file", source

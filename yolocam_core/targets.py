@@ -213,6 +213,18 @@ class SeedTarget(Target):
         )
 
 
+def class_index(name: str, class_names: Sequence[str]) -> int | None:
+    """The index of the class called ``name`` (any case) in ``class_names``, or None."""
+    lowered = [n.lower() for n in class_names]
+    name = name.strip().lower()
+    return lowered.index(name) if name in lowered else None
+
+
+def some_class_names(class_names: Sequence[str]) -> str:
+    """The first ten class names, for a message."""
+    return ", ".join(class_names[:10]) + (", …" if len(class_names) > 10 else "")
+
+
 def _class_weights(ctx: ScoreContext, class_id: int, where: np.ndarray) -> TargetWeights:
     head = ctx.head
     if not 0 <= class_id < head.num_classes:
@@ -236,7 +248,8 @@ class ClassTarget(Target):
     a mean differs from the sum by a constant that normalisation removes.
 
     Args:
-        class_id: index into the detector's class names.
+        class_id: index into the detector's class names (the explainer also takes a
+            class name, e.g. ``ClassTarget("person")``, and uses its index).
     """
 
     class_id: int
@@ -399,9 +412,13 @@ class TargetSpec:
             raise ValueError(f"kind must be one of {', '.join(TARGET_KINDS)}; got {self.kind!r}")
         check_attribute(self.attribute)
         if self.kind != "detection" and self.attribute != "score":
+            explains = {
+                "class": "its class's score summed over the image",
+                "seed": "the whole head output (the article's seed), not one score",
+            }[self.kind]
             raise YolocamError(
                 f"attribute {self.attribute!r} needs a detection target (detection:K); a "
-                f"{self.kind} target explains the class score only (attribute score)"
+                f"{self.kind} target explains {explains}; use the attribute score"
             )
 
     @classmethod
@@ -422,13 +439,15 @@ class TargetSpec:
                 )
             return cls("detection", int(value), attribute)
         if kind == "class" and value:
-            lowered = [n.lower() for n in class_names]
-            if value.lower() in lowered:
-                return cls("class", lowered.index(value.lower()), attribute)
+            index = class_index(value, class_names)
+            if index is not None:
+                return cls("class", index, attribute)
             if value.isdigit() and int(value) < len(class_names):
                 return cls("class", int(value), attribute)
-            shown = ", ".join(class_names[:10]) + (", …" if len(class_names) > 10 else "")
-            raise YolocamError(f"target {text!r}: unknown class; the model's classes are {shown}")
+            raise YolocamError(
+                f"target {text!r}: unknown class; the model's classes are "
+                f"{some_class_names(class_names)}"
+            )
         raise YolocamError(f"target {text!r}: use detection:K, class:NAME or seed")
 
     def build(self, detections: Sequence[Detection]) -> Target:

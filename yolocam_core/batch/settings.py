@@ -83,6 +83,18 @@ def _default_model() -> ModelSpec:
 TARGET_CHOICES = "detections, class:NAME or seed"
 
 
+def check_targets(targets: str) -> None:
+    """Refuse a ``targets`` setting other than :data:`TARGET_CHOICES` (the class name
+    is checked against the model later).
+
+    Raises:
+        YolocamError: any other text.
+    """
+    kind, _, value = targets.partition(":")
+    if targets not in ("detections", "seed") and not (kind == "class" and value):
+        raise YolocamError(f"--targets {targets!r}: use {TARGET_CHOICES}")
+
+
 @dataclass(frozen=True)
 class BatchSettings:
     """What to compute for every image; everything here is part of the fingerprint.
@@ -159,9 +171,8 @@ class BatchSettings:
                 get_method(method)
             except ValueError as exc:
                 raise YolocamError(f"--methods: {exc}") from None
-        kind, _, value = self.targets.partition(":")
-        if self.targets not in ("detections", "seed") and not (kind == "class" and value):
-            raise YolocamError(f"--targets {self.targets!r}: use {TARGET_CHOICES}")
+        check_targets(self.targets)
+        kind = self.targets.partition(":")[0]
         if self.scales is not None:
             if not self.scales or len(set(self.scales)) != len(self.scales):
                 raise YolocamError(f"--scales {self.scales}: give each scale once, at least one")

@@ -15,11 +15,14 @@ from yolocam_core.cli.options import (
     add_model_options,
     check_drise_options,
     error,
+    malformed_option,
     model_spec_from_args,
     parse_methods,
     parse_scales,
+    step_count,
     whole,
 )
+from yolocam_core.errors import YolocamError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -64,7 +67,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--metrics-steps",
-        type=whole(1),
+        type=step_count,
         default=None,
         metavar="N",
         help="deletion/insertion steps with --metrics (default: yolocam evaluate's)",
@@ -84,10 +87,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Build the settings (every option checked before the model is loaded), run, report."""
     from yolocam_core.batch import BatchSettings, run_batch
+    from yolocam_core.batch.settings import check_targets
     from yolocam_core.metrics import DEFAULT_STEPS
 
     methods = parse_methods(args.methods)
     check_drise_options(args, methods)
+    if args.metrics_steps is not None and not args.metrics:
+        raise YolocamError(
+            "--metrics-steps only applies with --metrics; add --metrics or leave it out"
+        )
+    with malformed_option():
+        check_targets(args.targets)
     settings = BatchSettings(
         model=model_spec_from_args(args),
         score=args.score,

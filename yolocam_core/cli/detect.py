@@ -10,6 +10,7 @@ from yolocam_core.cli.options import (
     add_model_options,
     model_spec_from_args,
     note_detections,
+    note_image,
 )
 
 
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     for path, image in images:
         if detector is None:
             detector = spec.load()
+        note_image(shown(path), image, detector)
         detections = detector.detect(image, args.score, args.iou, args.max_detections)
         note_detections(shown(path), detections)
         height, width = image.shape[:2]

@@ -18,10 +18,12 @@ from yolocam_core.cli.options import (
     mask_count,
     model_spec_from_args,
     note_detections,
+    note_image,
     parse_methods,
     parse_scales,
     probability,
     resolve_method,
+    step_count,
     whole,
 )
 from yolocam_core.errors import YolocamError
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 #: since it runs on every image evaluated. With ``drise`` among them, the reference is
 #: its maps (its ``--masks``), made once.
 DRISE_REFERENCE_MASKS = 300
+#: ``--randomise``'s default.
+DEFAULT_RANDOMISE = "last-two"
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -65,7 +69,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--steps",
-        type=whole(1, 1000),
+        type=step_count,
         default=DEFAULT_STEPS,
         help=f"deletion/insertion steps (default {DEFAULT_STEPS})",
     )
@@ -93,7 +97,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "--randomise",
         choices=RANDOMISATIONS,
-        default="last-two",
+        default=None,
         help="which layers the randomisation check re-initialises: last-two (each head's "
         "last two convolutions, default) or cascade (every layer from the layer each "
         "method explains at to the head output, as Adebayo et al.; one copy per method)",
@@ -134,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
     check_drise_options(args, methods_for_check)
     if args.no_drise and args.drise_masks is not None:
         raise YolocamError("--drise-masks and --no-drise contradict each other: leave one out")
+    if args.no_sanity and args.randomise is not None:
+        raise YolocamError("--randomise and --no-sanity contradict each other: leave one out")
+    if args.randomise is None:
+        args.randomise = DEFAULT_RANDOMISE
     cams = [cam_method(m, args) for m in methods]
     reference_method = None if args.no_drise else _reference_method(args, cams)
     scales = parse_scales(args.scales)
@@ -143,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     explainer = random_explainer = None
     images = GoodImages(args.images)
     evaluations = []
+    detected: dict[str, int] = {}  # per image, the detections before --min-score
     for path, image in images:
         if explainer is None:  # at the first good image
             detector = spec.load()
@@ -151,10 +160,12 @@ def run(args: argparse.Namespace) -> int:
             random_explainer = None if args.no_sanity else _randomised(explainer, cams, args)
         if progress:
             print(f"evaluating {path} …", file=sys.stderr, flush=True)
+        note_image(path, image, explainer.detector)
         fwd = explainer.forward(image)
         detections = explainer.detect(fwd, args.score, args.iou, args.max_detections)
         note_detections(path, detections)
         if args.min_score is not None:
+            detected[path] = len(detections)
             detections = [d for d in detections if d.score >= args.min_score]
         reference = None
         if detections and reference_method is not None:
@@ -192,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(json.dumps(report, indent=2, ensure_ascii=False))
     elif evaluations:
-        print(_tables(args, evaluations, rows, summary, reference_method))
+        print(_tables(args, evaluations, rows, summary, reference_method, detected))
     return images.status
 
 
@@ -255,12 +266,19 @@ def _randomised(explainer, cams, args) -> dict:
     }
 
 
-def _tables(args, evaluations, rows, summary, reference_method: DRise | None) -> str:
+def _tables(
+    args, evaluations, rows, summary, reference_method: DRise | None, detected: dict[str, int]
+) -> str:
     from yolocam_core.evaluate import OWN, reading
 
     blocks = []
     for e in evaluations:
-        if not e.detections:
+        if not e.detections and detected.get(e.image):
+            blocks.append(
+                f"{e.image}: none of its {detected[e.image]} detection(s) scores at least "
+                f"--min-score {args.min_score:g}; nothing to evaluate"
+            )
+        elif not e.detections:
             blocks.append(f"{e.image}: no detection at this --score; nothing to evaluate")
         elif args.details:
             blocks.append(format_rows(e))

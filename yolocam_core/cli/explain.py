@@ -18,6 +18,7 @@ from yolocam_core.cli.options import (
     drise_progress,
     model_spec_from_args,
     note_detections,
+    note_image,
     parse_scales,
     resolve_method,
 )
@@ -60,6 +61,7 @@ class Explained:
 
 def check_early(args: argparse.Namespace) -> tuple[int, ...] | None:
     """What can be checked before the image and the model are loaded; the scales."""
+    model_spec_from_args(args)  # a malformed model option
     scales = parse_scales(args.scales)
     check_target(args.target)
     check_drise_options(args, [args.method])  # auto is never drise
@@ -86,6 +88,7 @@ def explain_image(args: argparse.Namespace, scales: tuple[int, ...] | None) -> E
     detector = model_spec_from_args(args).load()
     detector.check_scales(scales, "--scales")
     target_spec, method = resolve_target(args, detector.class_names)
+    note_image(shown(args.image), image, detector)
     explainer = Explainer(detector)
     fwd = explainer.forward(image)
     detections = explainer.detect(fwd, args.score, args.iou, args.max_detections)

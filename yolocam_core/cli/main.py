@@ -15,6 +15,8 @@ from yolocam_core.cli import batch, detect, evaluate, explain, report
 from yolocam_core.cli.options import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    UsageError,
     UsageParser,
     error,
 )
@@ -60,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the Python docs recommend, and keep the interpreter's final flush silent.
         _stdout_to_devnull()
         return EXIT_FAILED
+    except UsageError as exc:  # a malformed option, found after parsing: as argparse's
+        error(f"{exc} (see `yolocam {args.command} --help`)")
+        return EXIT_USAGE
     except YolocamError as exc:
         error(str(exc))
         return EXIT_FAILED

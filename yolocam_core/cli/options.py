@@ -59,8 +59,39 @@ def note_detections(name: str, detections) -> None:
         note(f"{name}: {text}")
 
 
+def note_image(name: str, image: np.ndarray, detector) -> None:
+    """Say on stderr when the image is too small or too elongated for the network to
+    see it well (``Detector.image_warning``, the app's warning); the run goes on."""
+    text = detector.image_warning(image.shape[:2])
+    if text:
+        note(f"{name}: {text}")
+
+
+class UsageError(YolocamError):
+    """A malformed option found after parsing, where argparse's ``type=`` cannot check
+    it (the check imports TensorFlow, or reads several options): one line, exit status
+    2 like argparse's own usage errors (:func:`yolocam_core.cli.main.main`)."""
+
+
+@contextmanager
+def malformed_option() -> Iterator[None]:
+    """Turn a :class:`~yolocam_core.errors.YolocamError` raised while parsing an
+    option's text into a :class:`UsageError` (exit status 2)."""
+    try:
+        yield
+    except YolocamError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(str(exc)) from None
+
+
 class UsageParser(argparse.ArgumentParser):
-    """Usage errors as one line, with where to find help (exit status 2)."""
+    """Usage errors as one line, with where to find help (exit status 2). Abbreviated
+    options are refused (``--out`` is not taken for ``--output``)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"yolocam: error: {message} (see `{self.prog} --help`)\n")
@@ -97,6 +128,17 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+#: Most deletion/insertion steps (``evaluate --steps``, ``batch --metrics-steps``): each
+#: step is two forward passes per map.
+MAX_STEPS = 1000
+
+
+def step_count(text: str) -> int:
+    """Deletion/insertion steps: a whole number in 2..:data:`MAX_STEPS` (with one step,
+    deletion and insertion measure the same two images and their AUCs say nothing)."""
+    return whole(2, MAX_STEPS)(text)
+
+
 def mask_count(text: str) -> int:
     """D-RISE's mask count: a whole number in 1..``MAX_MASKS``."""
     from yolocam_core.cams.drise import MAX_MASKS
@@ -115,7 +157,7 @@ def mask_count(text: str) -> int:
     return value
 
 
-# -- lists checked before the model is loaded (one-line YolocamError, exit 1) ------------
+# -- lists checked before the model is loaded (one-line UsageError, exit 2) --------------
 
 
 def _items(values: str | Sequence[str]) -> list[str]:
@@ -126,7 +168,7 @@ def _items(values: str | Sequence[str]) -> list[str]:
 def _no_repeats(option: str, items: Sequence[str], what: str) -> None:
     repeated = sorted({item for item in items if items.count(item) > 1})
     if repeated:
-        raise YolocamError(
+        raise UsageError(
             f"{option}: {what} {', '.join(repeated)} given more than once; a repeat is "
             "usually a typo for another one: give each once"
         )
@@ -140,7 +182,7 @@ def parse_methods(values: str | Sequence[str], option: str = "--methods") -> tup
     (:func:`yolocam_core.cams.default_method`), resolved by the command.
 
     Raises:
-        YolocamError: none given, an unknown name, a name given twice, or ``auto``
+        UsageError: none given, an unknown name, a name given twice, or ``auto``
             beside other names.
     """
     from yolocam_core.cams import method_names
@@ -151,7 +193,7 @@ def parse_methods(values: str | Sequence[str], option: str = "--methods") -> tup
         return (AUTO,)
     unknown = [m for m in chosen if m not in (*names, "all")]
     if unknown or not chosen:
-        raise YolocamError(
+        raise UsageError(
             f"{option}: unknown {', '.join(map(repr, unknown)) or '(none given)'}; "
             f"use all or some of {', '.join(names)}, or auto"
         )
@@ -160,7 +202,7 @@ def parse_methods(values: str | Sequence[str], option: str = "--methods") -> tup
         extra = [m for m in chosen if m != "all"]
         overlap = [m for m in extra if m in method_names()]
         if overlap:
-            raise YolocamError(
+            raise UsageError(
                 f"{option}: all already has {', '.join(overlap)}; give all alone, all,drise, "
                 "or the names you want"
             )
@@ -176,13 +218,13 @@ def parse_scales(text: str, option: str = "--scales") -> tuple[int, ...] | None:
     a typo for ``0,1``, and the user should see which maps they get.
 
     Raises:
-        YolocamError: not whole numbers, none, negative, or a scale given twice.
+        UsageError: not whole numbers, none, negative, or a scale given twice.
     """
     if text.strip() == "all":
         return None
     items = [v.strip() for v in text.split(",") if v.strip()]
     if not items or not all(v.isdigit() for v in items):
-        raise YolocamError(f"{option} {text!r}: use 'all' or head indices like 0,1")
+        raise UsageError(f"{option} {text!r}: use 'all' or head indices like 0,1")
     _no_repeats(f"{option} {text!r}", items, "scale")
     return tuple(int(v) for v in items)
 
@@ -200,7 +242,7 @@ def check_target(text: str, option: str = "--target") -> None:
     try:
         TargetSpec.parse(text, ())
     except YolocamError as exc:
-        raise for_option(exc, option) from None
+        raise UsageError(str(for_option(exc, option))) from None
 
 
 class GoodImages:
@@ -452,15 +494,28 @@ def model_spec_from_args(args: argparse.Namespace) -> ModelSpec:
     Imports TensorFlow (the model options' parsers live with the models): call it after
     :func:`yolocam_core.runtime.start_tensorflow`.
     """
-    from yolocam_core.models import ModelSpec
+    from yolocam_core.models import ModelSpec, parse_anchors, parse_input_size, parse_masks
 
-    return ModelSpec.from_options(
-        args.model,
-        weights=args.weights,
-        classes=args.classes,
-        anchors=args.anchors,
-        anchor_masks=args.anchor_masks,
-        input_size=args.input_size,
-        letterbox=args.letterbox,
-        trust_model_code=args.trust_model_code,
-    )
+    for option, subject, parse, value in (
+        ("--input-size", "input size", parse_input_size, args.input_size),
+        ("--anchors", "anchors", parse_anchors, args.anchors),
+        ("--anchor-masks", "anchor masks", parse_masks, args.anchor_masks),
+    ):
+        try:
+            parse(value)
+        except YolocamError as exc:  # the library's words, said of the option
+            text = str(exc)
+            if text.startswith(subject + ": "):
+                raise UsageError(f"{option}: {text[len(subject) + 2 :]}") from None
+            raise UsageError(f"{option} {text.removeprefix(subject + ' ')}") from None
+    with malformed_option():
+        return ModelSpec.from_options(
+            args.model,
+            weights=args.weights,
+            classes=args.classes,
+            anchors=args.anchors,
+            anchor_masks=args.anchor_masks,
+            input_size=args.input_size,
+            letterbox=args.letterbox,
+            trust_model_code=args.trust_model_code,
+        )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from yolocam_core.cli.explain import check_early, explain_image, method_line
 from yolocam_core.cli.options import (
@@ -33,15 +32,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Check the arguments and where the report goes, explain, write the page."""
-    from yolocam_core.files import shown
+    from yolocam_core.files import check_output_file, shown
     from yolocam_core.report import html_report
 
     scales = check_early(args)
-    output = Path(args.output)
-    if output.is_dir():
-        raise YolocamError(f"--output {shown(output)}: is a folder; name a file, e.g. report.html")
-    if not output.parent.is_dir():
-        raise YolocamError(f"--output {shown(output)}: no folder {shown(output.parent)}")
+    output = check_output_file(args.output, "--output")
     explained = explain_image(args, scales)
     spec = explained.target_spec
     name = shown(args.image)

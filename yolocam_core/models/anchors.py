@@ -151,7 +151,8 @@ def anchors_for_heads(
             pairs = TINY_ANCHORS
         else:
             raise ModelFileError(
-                f"the model has {num_heads} heads and there are default anchors only for "
+                f"the model has {num_heads} head{'s' if num_heads != 1 else ''} and there "
+                "are default anchors only for "
                 "3 heads (YOLOv3) and 2 heads (tiny); give its anchors (--anchors)"
             )
     if groups is None:
@@ -166,7 +167,8 @@ def anchors_for_heads(
         )
     if len(groups) != num_heads:
         raise ModelFileError(
-            f"anchor masks have {len(groups)} groups but the model has {num_heads} heads"
+            f"anchor masks have {len(groups)} groups but the model has {num_heads} "
+            f"head{'s' if num_heads != 1 else ''}"
         )
     for group in groups:
         if not group or any(not 0 <= m < len(pairs) for m in group):

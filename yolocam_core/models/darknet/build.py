@@ -105,17 +105,55 @@ def plan_model(config: DarknetConfig, label: str = "the cfg") -> DarknetPlan:
             f"{label} has {len(config.layers):,} layer sections; yolocam builds at most "
             f"{MAX_SECTIONS:,} (yolov4.cfg has 161)"
         )
-    so_far = PlanSoFar(input_shape=(size[0], size[1], channels))
-    for section in config.layers:
-        layer = SECTIONS[section.type].plan(section, so_far)
-        so_far.layers.append(layer)
-        so_far.heads += layer.head is not None
+    try:
+        so_far = _plan_layers(config, (size[0], size[1], channels))
+    except ConfigError:
+        _check_stride(config, size, channels)  # the likely cause, said plainly
+        raise
     plan = DarknetPlan(tuple(so_far.layers), so_far.input_shape, config.letterbox)
     if not plan.heads:
         raise ConfigError("the cfg has no [yolo] section: yolocam needs at least one YOLO head")
     check_parameters(plan.num_parameters, label, ConfigError)
     check_activation_bytes(plan.activation_bytes, label, size, ConfigError)
     return plan
+
+
+def _plan_layers(config: DarknetConfig, input_shape: tuple[int, int, int]) -> PlanSoFar:
+    so_far = PlanSoFar(input_shape=input_shape)
+    for section in config.layers:
+        layer = SECTIONS[section.type].plan(section, so_far)
+        so_far.layers.append(layer)
+        so_far.heads += layer.head is not None
+    return so_far
+
+
+#: The input side at which :func:`_check_stride` measures the network's stride (a plan
+#: only: nothing is allocated).
+_PROBE_SIDE = 1 << 12
+
+
+def _check_stride(config: DarknetConfig, size: tuple[int, int], channels: int) -> None:
+    """Refuse an input (height, width) that is not a multiple of the network's stride,
+    how many times it divides the input's side at most (32 for YOLOv3 and v4): layers a
+    ``[route]`` or ``[shortcut]`` joins then differ by a pixel. Called when the plan
+    failed (a network that joins no such layers works at any size).
+
+    Raises:
+        ConfigError: the side named, with the stride and the nearest size that fits.
+    """
+    try:
+        layers = _plan_layers(config, (_PROBE_SIDE, _PROBE_SIDE, channels)).layers
+    except ConfigError:  # measured nothing: the plan at the real size says why
+        return
+    sides = [min(layer.shape[:2]) for layer in layers if min(layer.shape[:2]) > 0]
+    stride = max([1, *(_PROBE_SIDE // side for side in sides)])
+    for key, side in (("width", size[1]), ("height", size[0])):
+        if side % stride:
+            fit = max(stride, round(side / stride) * stride)
+            raise ConfigError(
+                f"{config.net.where(key)}: {key}={side} is not a multiple of {stride}, the "
+                f"network's stride (its largest downsampling); use e.g. {key}={fit}"
+            )
 
 
 def build_model(config: DarknetConfig | DarknetPlan, name: str = "darknet") -> DarknetModel:
