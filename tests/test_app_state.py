@@ -232,7 +232,11 @@ def test_compare_and_faithfulness_show_the_photo_and_the_own_scale(app):
 
 @pytest.mark.parametrize(
     ("size", "message"),
-    [((1, 1), "only 1×1 px"), ((200, 4000), "very elongated (4000×200 px)")],
+    [
+        ((1, 1), "only 1×1 px"),
+        ((200, 4000), "very elongated (4000×200 px)"),
+        ((100, 2000), "very elongated (2000×100 px)"),  # not "only …: enlarged"
+    ],
 )
 def test_photos_too_small_or_too_elongated_are_flagged(app, size, message):
     h, w = size

@@ -444,3 +444,19 @@ def test_reading_ranks_no_method_when_only_one_was_measured():
     assert "insertion AUC 0.70 vs 0.40 (higher" in text
     two = reading([item, {**item, "method": "gradcam", "deletion_auc": 0.2}])
     assert "seed is the most faithful" in two
+
+
+def test_reading_calls_a_near_tie_with_the_random_map_a_tie():
+    from yolocam_core.evaluate import OWN, reading
+
+    base = {"scale": OWN, "scale_label": "own", "random_deletion_auc": 0.072,
+            "random_insertion_auc": 0.40}  # fmt: skip
+    tie = [
+        {**base, "method": "gradcam++", "deletion_auc": 0.070, "insertion_auc": 0.41},
+        {**base, "method": "odam", "deletion_auc": 0.071, "insertion_auc": 0.405},
+    ]
+    text = reading(tie)
+    assert "no method drops the score faster than a random map" in text
+    assert "none restores it faster than a random map" in text
+    clear = [{**tie[0], "deletion_auc": 0.03, "insertion_auc": 0.6}, tie[1]]
+    assert "gradcam++ is the most faithful" in reading(clear)

@@ -340,7 +340,7 @@ class Detector:
         net_h, net_w = self.input_size
         box = self.letterbox_for(image_size)
         seen_w, seen_h = width * box.scale_x, height * box.scale_y
-        upscale = max(box.scale_x, box.scale_y)
+        upscale = min(box.scale_x, box.scale_y)  # the whole photo, both ways
         if upscale > 4:
             return (
                 f"This photo is only {width}×{height} px: the network sees it enlarged "
