@@ -330,17 +330,17 @@ def test_metrics_columns_are_the_scorer_s_for_each_row_s_detection(folder, tmp_p
 def test_bad_input_is_one_line(capsys, tmp_path, folder):
     empty = tmp_path / "empty"
     empty.mkdir()
-    cases = [
-        ([str(tmp_path / "missing")], "no such folder"),
-        ([str(folder / "bus.jpg")], "not a folder"),
-        ([str(empty)], "no image files found"),
-        ([str(folder), "--address", "ray://x:10001"], "--address is for --engine ray"),
-        ([str(folder), "--methods", "gradcam,nope"], "unknown 'nope'"),
+    cases = [  # (arguments, exit code: 2 for a malformed option, message)
+        ([str(tmp_path / "missing")], 1, "no such folder"),
+        ([str(folder / "bus.jpg")], 1, "not a folder"),
+        ([str(empty)], 1, "no image files found"),
+        ([str(folder), "--address", "ray://x:10001"], 1, "--address is for --engine ray"),
+        ([str(folder), "--methods", "gradcam,nope"], 2, "unknown 'nope'"),
     ]
-    for argv, message in cases:
+    for argv, want, message in cases:
         code = main(["batch", *argv, "--out", str(tmp_path / "out")])
         err = capsys.readouterr().err.strip().splitlines()
-        assert code == 1 and len(err) == 1 and message in err[0], (argv, err)
+        assert code == want and len(err) == 1 and message in err[0], (argv, err)
     with pytest.raises(SystemExit) as exc:
         main(["batch", str(folder), "--out", str(tmp_path / "out"), "--workers", "0"])
     assert exc.value.code == 2

@@ -122,6 +122,13 @@ def test_explain_writes_overlays_sheet_and_raw_maps(capsys, samples, tmp_path, d
     det = detector.detect(str(samples["bus.jpg"]))[0]
     assert report["scales"][det.scale]["score"] == pytest.approx(det.score, abs=1e-4)
     assert (tmp_path / report["sheet"].split("/")[-1]).is_file()
+    # Which model, thresholds and box: the caption "person 0.99" could name two boxes.
+    assert report["model"] == "yolov4-tiny"
+    assert report["thresholds"] == {"score": 0.25, "iou": 0.45}
+    assert report["detection"]["index"] == 0
+    assert report["detection"]["box_xyxy"] == [round(v, 2) for v in det.box_xyxy]
+    on_disk = json.loads(next(tmp_path.glob("*gradcam.json")).read_text(encoding="utf-8"))
+    assert on_disk["model"] == "yolov4-tiny" and on_disk["detection"] == report["detection"]
 
 
 @pytest.mark.parametrize(

@@ -247,6 +247,7 @@ def _explain_into(explainer, item, folder, out_dir, settings, data) -> list[dict
                 opacity=settings.opacity,
                 sheet=settings.sheet,
                 compress_level=1,
+                model=settings.model.name or settings.model.source,
             )
             rows.extend(_rows(base, job, result, saved, detections, scorer, out_dir))
     return rows

@@ -57,6 +57,7 @@ class Explained:
     method: str
     result: Explanation
     class_names: Sequence[str]
+    model: str = ""
 
 
 def check_early(args: argparse.Namespace) -> tuple[int, ...] | None:
@@ -107,7 +108,9 @@ def explain_image(args: argparse.Namespace, scales: tuple[int, ...] | None) -> E
             norm=args.norm,
             progress=progress,
         )
-    return Explained(fwd.image, detections, target_spec, method, result, detector.class_names)
+    return Explained(
+        fwd.image, detections, target_spec, method, result, detector.class_names, detector.name
+    )
 
 
 def method_line(name: str, args: argparse.Namespace, explained: Explained) -> str:
@@ -120,6 +123,7 @@ def method_line(name: str, args: argparse.Namespace, explained: Explained) -> st
 def run(args: argparse.Namespace) -> int:
     """Check every argument, the output folder and the image, then load the model,
     explain and write the files."""
+    from yolocam_core import render
     from yolocam_core.files import ensure_output_folder, shown
     from yolocam_core.outputs import (
         explanation_prefix,
@@ -155,16 +159,31 @@ def run(args: argparse.Namespace) -> int:
             image_name=name,
             colormap=args.colormap,
             opacity=args.opacity,
+            model=explained.model,
         )
     except OSError as exc:
         raise YolocamError(f"--out {shown(out)}: cannot write ({exc.strerror or exc})") from None
-    record = explanation_record(result, saved, name)
+    record = {
+        "model": explained.model,
+        "thresholds": {"score": args.score, "iou": args.iou},
+        **explanation_record(result, saved, name),
+    }
+    if target_spec.kind == "detection":  # which box, beyond its caption
+        det = detections[target_spec.index]
+        record["detection"] = {"index": target_spec.index, **det.to_dict()}
+    kept = json.loads(saved.record.read_text(encoding="utf-8"))  # paths relative to --out
+    extra = {k: v for k, v in record.items() if k not in kept}
+    saved.record.write_text(
+        json.dumps({**extra, **kept}, indent=1, ensure_ascii=False), encoding="utf-8"
+    )
     if args.json:
         print(json.dumps(record, indent=2, ensure_ascii=False))
     else:
         print(method_line(name, args, explained))
-        for item in record["scales"]:
-            print(f"  {item['label']:<20} score {item['score']:.4g}  {item['overlay']}")
+        for item, scale_map in zip(record["scales"], result.maps, strict=True):
+            print(f"  {item['label']:<20} {render.map_caption(result, scale_map, label=False)}")
+            print(f"  {'':<20} {item['overlay']}")
+        print(f"  {render.norm_caption(result.norm)}")
         print(f"  sheet: {record['sheet']}")
     return EXIT_OK
 
