@@ -190,7 +190,13 @@ def _heading(page) -> str:
 
 
 def _checked(page, group: str) -> str:
+    """The checked option of radio group ``group``, once the page draws one such group
+    (during a run, a control that came back as a new widget can sit beside its faded
+    old copy until the run ends; up to 60 s)."""
     radio = page.get_by_role("radiogroup", name=group).locator("input:checked")
+    deadline = time.monotonic() + 60
+    while radio.count() != 1 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
     return radio.evaluate("e => e.closest('label').innerText").strip()
 
 

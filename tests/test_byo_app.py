@@ -64,7 +64,7 @@ def test_upload_a_keras_model_and_explain_every_head(app, voc_keras):
     # Every page uses it; choices survive a change of page.
     app.switch_page("app_pages/model.py").run()
     assert not app.exception and app.title[0].value == "Model · voc_small.keras"
-    assert list(app.dataframe[0].value["CAM layer (default)"]) == [
+    assert list(app.dataframe[0].value["Grad-CAM family layer"]) == [
         "conv_pw_pred_1_leaky_relu",
         "conv_pw_pred_2_leaky_relu",
         "conv_pw_pred_3_leaky_relu",
