@@ -258,6 +258,11 @@ def test_colorbar_of_any_height_has_room_for_its_labels():
         assert bar.shape[0] >= 64 and bar.dtype == np.uint8
 
 
+def test_a_sheet_of_any_panel_height_has_room_for_its_colour_bar(image):
+    for height in (10, 50):
+        assert render.sheet(image, explanation(), height=height).shape[0] > 96
+
+
 def test_scores_line_names_every_head_even_those_not_shown():
     e = explanation()
     assert render.scores_line(e) == ("score at every scale: 13×13 0.87 ★ · 26×26 0.00137 (weak)")

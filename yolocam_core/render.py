@@ -556,6 +556,7 @@ def sheet(
     Returns:
         (rows, columns, 3) uint8 RGB.
     """
+    height = max(int(height), 96)  # room for the colour bar and its labels
     panels = explanation_overlays(image, explanation, colormap, opacity)
     tiles = [
         titled(p, m.label, height, [map_caption(explanation, m, label=False)])
