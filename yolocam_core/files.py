@@ -151,16 +151,26 @@ def ensure_output_folder(path: str | os.PathLike, option: str = "--out") -> Path
         raise OutputError(
             f"{option} {name}: cannot create the folder ({os_problem(exc, folder)})"
         ) from None
+    why = _write_problem(folder)
+    if why:
+        raise OutputError(
+            f"{option} {name}: cannot write in this folder ({why}); name a folder you can write to"
+        )
+    return folder
+
+
+def _write_problem(folder: Path, file: Path | None = None) -> str | None:
+    """Why a file cannot be written in ``folder`` (a test write), or into the existing
+    ``file``, in a few lower-case words; None when it can."""
     try:
         with tempfile.TemporaryFile(dir=folder, prefix=".yolocam-write-test-"):
             pass
+        if file is not None and file.exists() and not os.access(file, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
     except OSError as exc:
         why = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else exc.strerror
-        raise OutputError(
-            f"{option} {name}: cannot write in this folder ({(why or str(exc)).lower()}); "
-            "name a folder you can write to"
-        ) from None
-    return folder
+        return (why or str(exc)).lower()
+    return None
 
 
 def check_output_file(path: str | os.PathLike, option: str = "--output") -> Path:
@@ -179,15 +189,9 @@ def check_output_file(path: str | os.PathLike, option: str = "--output") -> Path
         raise OutputError(f"{option} {name}: is a folder; name a file, e.g. report.html")
     if not output.parent.is_dir():
         raise OutputError(f"{option} {name}: no folder {shown(output.parent)}")
-    try:
-        with tempfile.TemporaryFile(dir=output.parent, prefix=".yolocam-write-test-"):
-            pass
-        if output.exists() and not os.access(output, os.W_OK):
-            raise PermissionError(errno.EACCES, "permission denied")
-    except OSError as exc:
-        why = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else exc.strerror
+    why = _write_problem(output.parent, output)
+    if why:
         raise OutputError(
-            f"{option} {name}: cannot write it ({(why or str(exc)).lower()}); name a file "
-            "in a folder you can write to"
-        ) from None
+            f"{option} {name}: cannot write it ({why}); name a file in a folder you can write to"
+        )
     return output
