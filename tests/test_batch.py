@@ -131,6 +131,16 @@ def test_summary_has_rows_for_good_images_and_errors_for_corrupt_ones(reference,
             if row.method == "gradcam" and row.scale == det.scale:
                 # at its own scale, the explained score is the detection's score
                 assert row.target_score == pytest.approx(det.score, abs=1e-4)
+        # Each row says how strong its scale's score is beside the others' and how the
+        # overlay was normalised, as the JSON record next to it does.
+        for (k, method), group in rows.groupby(["detection", "method"]):
+            scores = group["target_score"].to_numpy(float)
+            assert group["relative"].to_numpy(float) == pytest.approx(scores / scores.max())
+            assert group["share"].to_numpy(float) == pytest.approx(scores / scores.sum())
+            assert group["weak"].tolist() == [bool(s < 0.01 * scores.max()) for s in scores]
+            assert group["ignores_target"].tolist() == [method == "eigencam"] * len(group)
+            # a detection's class score compares across scales: one shared colour scale
+            assert set(group["norm"]) == {"shared"}
 
 
 def test_resume_skips_finished_images_and_retries_failed_ones(reference, folder, detector):

@@ -271,9 +271,13 @@ def _rows(
     out_dir: Path,
 ) -> list[dict]:
     """One row per detection the job is about × explained scale."""
+    from yolocam_core import render
+    from yolocam_core.report import scale_fields
+
     rows = []
     for k in job.about:
         for scale_map, files in zip(result.maps, saved.maps, strict=True):
+            fields = scale_fields(scale_map)
             row = base | {
                 "target": job.kind,
                 "target_label": result.target,
@@ -282,6 +286,11 @@ def _rows(
                 "grid": files.grid,
                 "layer": scale_map.layer,
                 "target_score": float(scale_map.score),
+                "relative": fields["relative"],
+                "share": fields["share"],
+                "weak": fields["weak"],
+                "norm": result.norm,
+                "ignores_target": render.ignores_target(result.method),
                 "overlay": shown(files.overlay.relative_to(out_dir).as_posix()),
                 "raw_map": shown(files.raw_map.relative_to(out_dir).as_posix()),
             }

@@ -56,6 +56,11 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "grid": "string",  # e.g. "13x13"
     "layer": "string",
     "target_score": "Float64",  # the explained score at this scale
+    "relative": "Float64",  # target_score over the strongest head's score
+    "share": "Float64",  # target_score over the sum of every head's score
+    "weak": "boolean",  # relative below 1%: the map explains little of the score
+    "norm": "string",  # how the overlay was normalised (e.g. "shared", "per-map")
+    "ignores_target": "boolean",  # the method draws the same map for any target
     "overlay": "string",  # relative to OUT_DIR
     "raw_map": "string",  # relative to OUT_DIR
     "seconds": "Float64",  # wall time of the whole image (timing: differs run to run)
