@@ -14,9 +14,12 @@ from yolocam_core.runtime import start_tensorflow
 # out of the server's log; once per process, later reruns return at once.
 start_tensorflow()
 
-from yolocam_app import sidebar, state  # noqa: E402
+from yolocam_app import heap, sidebar, state  # noqa: E402
 
 state.new_run()
 page = sidebar.navigation()
 sidebar.setup()
 page.run()
+# Once the default model has served a whole run: Streamlit's collections after every
+# run (0.34 s over TensorFlow's objects) skip the long-lived heap from then on.
+heap.freeze_after_first_model_run()

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from yolocam_app import heap
 from yolocam_core import render
 from yolocam_core.cams import is_black_box
 from yolocam_core.detector import DEFAULT_MAX_DETECTIONS, Detections
@@ -103,7 +104,9 @@ def heavy(what: str = "this") -> Iterator[None]:
 def zoo_explainer(model_name: str) -> Explainer:
     """The explainer of a named (zoo) model."""
     with heavy("loading the model"):
-        return Explainer(load_detector(model_name))
+        explainer = Explainer(load_detector(model_name))
+    heap.model_loaded()
+    return explainer
 
 
 # -- models uploaded in the sidebar ("Your model") ------------------------------------
