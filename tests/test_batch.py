@@ -133,7 +133,7 @@ def test_summary_has_rows_for_good_images_and_errors_for_corrupt_ones(reference,
                 assert row.target_score == pytest.approx(det.score, abs=1e-4)
         # Each row says how strong its scale's score is beside the others' and how the
         # overlay was normalised, as the JSON record next to it does.
-        for (k, method), group in rows.groupby(["detection", "method"]):
+        for (_, method), group in rows.groupby(["detection", "method"]):
             scores = group["target_score"].to_numpy(float)
             assert group["relative"].to_numpy(float) == pytest.approx(scores / scores.max())
             assert group["share"].to_numpy(float) == pytest.approx(scores / scores.sum())

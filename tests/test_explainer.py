@@ -644,6 +644,7 @@ def test_scale_scores_shares_and_own_scale(explainer, bus):
     assert result.norm == "shared"
     # every head's score, explained or not, from the raw outputs through the score
     assert len(result.scale_scores) == len(explainer.detector.heads)
+    assert result.scale_labels == tuple(h.label for h in explainer.detector.heads)
     assert result.scale_scores[det.scale] == pytest.approx(det.score, rel=1e-4)
     for scale, head in enumerate(explainer.detector.heads):
         ctx = ScoreContext(

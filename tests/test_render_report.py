@@ -269,6 +269,12 @@ def test_scores_line_names_every_head_even_those_not_shown():
     only_weak = Explanation(**{**vars(e), "maps": e.maps[1:]})
     assert render.scores_line(only_weak) == (
         "score at every scale: scale 0 0.87 ★ · 26×26 0.00137 (weak)"
+    )  # an explanation made without the heads' labels
+    labelled = Explanation(
+        **{**vars(only_weak), "scale_labels": ("13×13 · stride 32", "26×26 · stride 16")}
+    )
+    assert render.scores_line(labelled) == (
+        "score at every scale: 13×13 0.87 ★ · 26×26 0.00137 (weak)"
     )
 
 

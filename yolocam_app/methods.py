@@ -41,11 +41,6 @@ def title(name: str) -> str:
     return get_method(name).title
 
 
-def is_target_independent(name: str) -> bool:
-    """Whether a method's map is the same for every target (Eigen-CAM)."""
-    return bool(getattr(get_method(name), "target_independent", False))
-
-
 def answers_phrase(name: str, kind: str = "detection") -> str:
     """What a method's map answers for a target of ``kind``, in a few words, from its
     ``answers`` (and a "trivially" from its ``note``: HiResCAM and LayerCAM at the head

@@ -436,7 +436,7 @@ def method_caption(explanation: Explanation) -> str:
     method's warning, a black-box method's inputs (e.g. ``"input (500 masks 16×16
     p=0.5 seed 0)"``)."""
     name = explanation.method
-    if methods.is_target_independent(name):
+    if render.ignores_target(name):
         return (
             f":orange[**{methods.title(name)} ignores the target**]: the same map for every "
             "box, class and score; it shows what the layer responds to, not why this "

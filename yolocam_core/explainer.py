@@ -175,6 +175,7 @@ class Explanation:
         score_note: what "score" means for this target (see :meth:`Target.score_note`).
         scale_scores: the target's score at every head of the model (explained or
             not), by head index.
+        scale_labels: every head's label (e.g. ``"13×13 · stride 32"``), by head index.
         own_scale: the head that predicted the explained detection, or None.
         range_maps: with ``norm="shared"`` and fewer maps than heads, the other heads'
             raw maps: they take part in the shared colour range only.
@@ -189,6 +190,7 @@ class Explanation:
     target_kind: str = ""
     score_note: str = ""
     scale_scores: tuple[float, ...] = ()
+    scale_labels: tuple[str, ...] = ()
     own_scale: int | None = None
     range_maps: tuple[np.ndarray, ...] = ()
 
@@ -1044,6 +1046,7 @@ class Explainer:
             target_kind=target.kind,
             score_note=target.score_note(),
             scale_scores=tuple(float(v) for v in scale_scores),
+            scale_labels=tuple(h.label for h in self.detector.heads),
             own_scale=None if own is None else int(own.scale),
             range_maps=others,
         )

@@ -180,6 +180,7 @@ def _claim(explanation: Explanation, scale_map, image_name: str) -> PngInfo:
         "norm_meaning": render.norm_caption(explanation.norm),
         "score_note": explanation.score_note,
         "scale_scores": list(explanation.scale_scores),
+        "scale_labels": list(explanation.scale_labels),
         "own_scale": explanation.own_scale,
         "ignores_target": render.ignores_target(explanation.method),
         "scale": scale_fields(scale_map),
@@ -198,7 +199,8 @@ def explanation_record(
 
     Keys: ``image``, ``method``, ``target`` (its caption), ``target_kind``,
     ``score_note`` (what "score" means), ``norm``, ``scale_scores`` (the target's
-    score at every head), ``own_scale`` (the detection's head, or None), ``sheet`` and
+    score at every head), ``scale_labels`` (every head's label), ``own_scale`` (the
+    detection's head, or None), ``sheet`` and
     ``scales``: per explained scale ``scale``, ``label``, ``layer``, ``score``,
     ``relative`` (over the strongest head's), ``share`` (of the sum over heads),
     ``weak``, ``overlay`` and ``raw_map``. File paths are relative to ``relative_to``
@@ -223,6 +225,7 @@ def explanation_record(
         "score_note": explanation.score_note,
         "norm": explanation.norm,
         "scale_scores": list(explanation.scale_scores),
+        "scale_labels": list(explanation.scale_labels),
         "own_scale": explanation.own_scale,
         "sheet": where(saved.sheet),
         "scales": scales,

@@ -193,7 +193,9 @@ def scores_line(explanation) -> str:
     top = max(scores)
     if top > 0 and any(m.relative is not None for m in explanation.maps):
         weak |= {s for s, v in enumerate(scores) if max(v, 0.0) / top < WEAK_RELATIVE}
-    labels = {m.scale: m.label.split(" · ")[0] for m in explanation.maps}
+    labels = dict(enumerate(getattr(explanation, "scale_labels", ())))
+    labels |= {m.scale: m.label for m in explanation.maps}
+    labels = {s: label.split(" · ")[0] for s, label in labels.items()}
     parts = []
     for scale, score in enumerate(scores):
         part = f"{labels.get(scale, f'scale {scale}')} {score:.3g}"

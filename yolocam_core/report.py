@@ -93,8 +93,9 @@ def explanation_metadata(
         ``model``, ``image``, ``method``, ``target`` (kind, label, box, own scale and
         what "score" means), ``normalisation`` (mode and meaning), ``weak_below``
         (the relative score under which a scale is weak), ``scale_scores`` (every
-        head's score) and ``scales`` (per explained scale: label, layer, grid, score,
-        relative, share, weak, own, and its file).
+        head's score), ``scale_labels`` (every head's label) and ``scales`` (per
+        explained scale: label, layer, grid, score, relative, share, weak, own, and its
+        file).
     """
     height, width = explanation.image_size
     scales = []
@@ -131,6 +132,7 @@ def explanation_metadata(
         },
         "weak_below": WEAK_RELATIVE,
         "scale_scores": [float(v) for v in explanation.scale_scores],
+        "scale_labels": list(explanation.scale_labels),
         "scales": scales,
     }
     if colormap is not None or opacity is not None:
