@@ -309,6 +309,38 @@ def test_class_and_seed_targets(folder, tmp_path, detector):
         )
 
 
+def test_notes_of_a_photo_the_network_sees_badly_are_kept_and_said(folder, tmp_path, detector):
+    """An elongated photo and a cap on detections: the run goes on, each image says why
+    its results are poor (stderr, summary ``note``, ``detections.json``)."""
+    one = tmp_path / "in"
+    one.mkdir()
+    with Image.open(folder / "bus.jpg") as image:
+        image.crop((0, 200, image.width, 260)).save(one / "band.jpg")  # 405×60
+    shutil.copy2(folder / "bus.jpg", one / "bus.jpg")
+    lines: list[str] = []
+    settings = BatchSettings(methods=("eigencam",), max_detections=1)
+    report = run_batch(one, tmp_path / "out", settings, progress=False, log=lines.append)
+    assert report.failed == 0
+    band = detector.image_warning((60, 405))
+    assert band and "elongated" in band
+    frame = pd.read_parquet(tmp_path / "out" / "summary.parquet")
+    notes = dict(zip(frame["image"], frame["note"], strict=False))
+    assert notes["band.jpg"].startswith(band)
+    left_out = json.loads((image_dir(tmp_path / "out", "bus.jpg") / "detections.json").read_text())
+    assert left_out["note"] and "image_note" not in left_out
+    assert notes["bus.jpg"] == left_out["note"]  # bus: more than one detection, one kept
+    assert (
+        json.loads((image_dir(tmp_path / "out", "band.jpg") / "detections.json").read_text())[
+            "image_note"
+        ]
+        == band
+    )
+    assert sorted(lines) == [
+        f"yolocam: note: band.jpg: {notes['band.jpg']}",
+        f"yolocam: note: bus.jpg: {notes['bus.jpg']}",
+    ]
+
+
 def test_metrics_columns_are_the_scorer_s_for_each_row_s_detection(folder, tmp_path, detector):
     """`batch --metrics` and `yolocam evaluate` share ImageScorer: each row's metrics are
     its map's scores against the row's own detection (not another one's)."""

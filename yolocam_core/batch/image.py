@@ -207,6 +207,9 @@ def _explain_into(explainer, item, folder, out_dir, settings, data) -> list[dict
     fwd = explainer.forward(image)
     detections = explainer.detect(fwd, settings.score, settings.iou, settings.max_detections)
     extra = {"note": detections.note()} if detections.note() else {}
+    image_note = detector.image_warning(image.shape[:2])
+    if image_note:
+        extra["image_note"] = image_note
     report = detections_report(
         item.rel,
         image.shape[:2],
@@ -222,6 +225,7 @@ def _explain_into(explainer, item, folder, out_dir, settings, data) -> list[dict
         "width": image.shape[1],
         "height": image.shape[0],
         "n_detections": len(detections),
+        "note": " ".join(text for text in (image_note, detections.note()) if text) or None,
     }
     jobs = _jobs(
         resolve_targets(settings.targets, detector.class_names), detections, detector.class_names

@@ -51,7 +51,8 @@ def run_batch(
         workers: local processes, or Ray actors.
         address: a Ray cluster's address (``engine="ray"``); None starts a local Ray.
         progress: show a progress bar (None: only on a terminal).
-        log: called with one line per failed image (default: on stderr).
+        log: called with one line per failed image, and per image with a note (too
+            small or elongated for the network, detections left out); default: stderr.
 
     Returns:
         A :class:`BatchReport`. The summary has every listed image: its rows from its
@@ -84,6 +85,14 @@ def run_batch(
             report.computed += 1
             if marker.get("status") != "ok":
                 line = f"yolocam: error: {marker.get('error')}"
+            else:  # a photo the network sees badly, detections left out: said, not failed
+                first = (marker.get("rows") or [{}])[0]
+                line = (
+                    f"yolocam: note: {first['image']}: {first['note']}"
+                    if first.get("note")
+                    else None
+                )
+            if line is not None:
                 if bar is not None and not bar.disable and log is None:
                     bar.write(line, file=stream)
                 else:

@@ -40,6 +40,7 @@ SUMMARY_COLUMNS: dict[str, str] = {
     "width": "Int64",
     "height": "Int64",
     "n_detections": "Int64",
+    "note": "string",  # photo too small or elongated for the network; detections left out
     "target": "string",  # "detection", "class" or "seed"
     "target_label": "string",  # e.g. "person 0.99", "class dog"
     "detection": "Int64",  # index K into detections.json (the box the row is about)
