@@ -205,6 +205,8 @@ def test_html_report_is_self_contained_with_images_and_metadata(image):
     assert [f["data-scale"] for f in scales] == ["0", "1"]
     assert "own" in scales[0]["class"] and "weak" in scales[1]["class"]
     assert "weak: 0.16% of the top scale's score" in page and "★ own scale" in page
+    # The detections table names each one's head as the maps do (not its index).
+    assert "<td>class16</td><td>0.900</td><td>13×13</td>" in page
     ((attrs, blob),) = parser.scripts
     assert attrs == {"type": "application/json", "id": "yolocam-metadata"}
     meta = json.loads(blob)

@@ -286,9 +286,12 @@ def html_report(
     rows.append(("Created", e(record["created"])))
     meta_rows = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
 
+    grids = {k: label.split(" · ")[0] for k, label in enumerate(record["scale_labels"])}
+    grids |= {m["scale"]: m["label"].split(" · ")[0] for m in record["scales"]}  # "13×13"
     det_rows = "".join(
         f"<tr{' class=chosen' if k == chosen else ''}><td>{k}</td><td>{e(d.class_name)}</td>"
-        f"<td>{d.score:.3f}</td><td>{d.scale}</td><td>{d.cell[0]}, {d.cell[1]}</td>"
+        f"<td>{d.score:.3f}</td><td>{e(grids.get(d.scale, str(d.scale)))}</td>"
+        f"<td>{d.cell[0]}, {d.cell[1]}</td>"
         f"<td>{', '.join(f'{v:.0f}' for v in d.box_xyxy)}</td></tr>"
         for k, d in enumerate(detections)
     )
