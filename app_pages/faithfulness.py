@@ -154,11 +154,11 @@ for column, kind in zip(charts, ("deletion", "insertion"), strict=True):
 
 
 def weak_mark(row) -> str:
-    """``" · weak: 0.91% of the top scale's score"`` for a weak scale's row, else ""."""
+    """``"0.91% of top"`` for a weak scale's row, else ``""``."""
     relative = row.scale_relative
     if relative is None or relative >= WEAK_RELATIVE:
         return ""
-    return f" · weak: {render.percent(relative)} of the top scale's score"
+    return f"{render.percent(relative)} of top"
 
 
 st.markdown(f"**Metrics** · {ctx.detector.describe(detection)}")
@@ -166,7 +166,8 @@ table = []
 for row in rows:
     item = {
         "method": row.method,
-        "scale": row.scale_label + (" ★" if row.own_scale else "") + weak_mark(row),
+        "scale": row.scale_label.split(" · ")[0] + (" ★" if row.own_scale else ""),
+        "weak": weak_mark(row),
         "pointing game": "hit" if row.pointing_game else "miss",
         "energy in box": round(row.energy_pointing_game, 3),
         "deletion AUC": round(row.deletion_auc, 3),
@@ -181,9 +182,10 @@ for row in rows:
 st.dataframe(table, hide_index=True, width="stretch")
 st.caption(
     "★ the scale that predicted the detection; weak: a scale whose score is below "
-    f"{WEAK_RELATIVE:.0%} of the strongest scale's (its map shows what little that scale "
-    "contributes, not why the detection was made). Pointing game: the map's peak is inside the "
-    "box (Zhang et al. 2016). Energy in box: the share of the map's mass inside it (Score-CAM). "
-    "Deletion / insertion AUC: area under the curves above (RISE, Petsiuk et al. 2018), each "
-    f"read against a random map of the same grid (mean of {len(faithfulness.SEEDS)} seeds)."
+    f"{WEAK_RELATIVE:.0%} of the top (strongest) scale's, with its share (its map shows "
+    "what little that scale contributes, not why the detection was made). Pointing game: "
+    "the map's peak is inside the box (Zhang et al. 2016). Energy in box: the share of the "
+    "map's mass inside it (Score-CAM). Deletion / insertion AUC: area under the curves "
+    "above (RISE, Petsiuk et al. 2018), each read against a random map of the same grid "
+    f"(mean of {len(faithfulness.SEEDS)} seeds)."
 )
