@@ -350,7 +350,8 @@ class DetectionTarget(Target):
         return (
             f"score: at the detection's own scale, its {what}; at the other scales, the "
             "same quantity at the cells inside the box, weighted by each anchor's IoU "
-            "with it and summed"
+            "with it and summed (a sum over the box's cells: it can exceed 1 and the "
+            "own scale's value)"
         )
 
 
