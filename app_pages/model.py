@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from yolocam_app import resources, sidebar
+from yolocam_app.views import Context, chosen_detection, static_photo
 from yolocam_core.cams.odam import neck_layer
+from yolocam_core.errors import YolocamError
 
 settings = sidebar.current()
 explainer = resources.get_explainer(settings.model_name)
@@ -18,6 +20,34 @@ st.caption(
     f"{detector.num_classes} classes, {len(detector.heads)} heads, "
     f"{detector.keras_model.count_params():,} parameters."
 )
+
+
+def photo_by_head() -> None:
+    """The photo with the chosen box, and how many of its detections each head made."""
+    if settings.image_bytes is None:
+        return
+    try:
+        ctx = Context(settings)
+    except YolocamError:
+        return  # the other pages say what is wrong with the file
+    chosen = chosen_detection(ctx)
+    left, right = st.columns([1.2, 2])
+    with left:
+        static_photo(ctx, chosen, caption=f"{settings.image_name} · the chosen box highlighted")
+    with right:
+        own = None if chosen is None else ctx.detections[chosen].scale
+        lines = [
+            f"- **{h.label}**: {sum(d.scale == h.index for d in ctx.detections)} detection(s)"
+            + (" · ★ the chosen box's head" if h.index == own else "")
+            for h in detector.heads
+        ]
+        st.markdown(
+            f"**This photo's {len(ctx.detections)} detection(s) at score ≥ {settings.score:.2f}, "
+            "by the head that predicted them**\n\n" + "\n".join(lines)
+        )
+
+
+photo_by_head()
 st.subheader("Heads")
 st.dataframe(
     [

@@ -104,10 +104,23 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_running(app, samples, name,
     photo_uploader(app).upload(name, content, "image/jpeg").run()
     assert not app.exception
     assert len(app.error) == 1 and message in app.error[0].value
+    # Named as the user knows it, once (not the library's "uploaded file").
+    assert app.error[0].value.startswith(f"Cannot use {name}: ")
+    assert "uploaded file" not in app.error[0].value
     assert overlay_captions(app) == []
     # Back to a sample: everything works again in the same session.
     app.sidebar.radio(key="source").set_value("Sample photo").run()
     assert not app.error and len(overlay_captions(app)) == 2
+
+
+def test_a_tiff_upload_is_explained(app, sample_rgb):
+    """The uploader takes the formats the error message names (TIFF included)."""
+    buffer = io.BytesIO()
+    Image.fromarray(sample_rgb["zidane.jpg"]).save(buffer, format="TIFF")
+    app.sidebar.radio(key="source").set_value("Upload").run()
+    photo_uploader(app).upload("street.tif", buffer.getvalue(), "image/tiff").run()
+    assert not app.exception and not app.error
+    assert len(overlay_captions(app)) == 2
 
 
 def test_huge_image_is_refused_with_a_clear_error(app):
@@ -139,6 +152,11 @@ def test_model_page_lists_heads_and_lets_experts_pick_a_layer(app):
     app.switch_page("app_pages/model.py").run()
     assert not app.exception
     assert app.title[0].value == "Model · yolov4-tiny"
+    # The photo with the chosen box, and which head made each detection.
+    photo = [c for img in app.get("image") for c in img.captions]
+    assert photo == ["bus.jpg · the chosen box highlighted"]
+    by_head = next(m.value for m in app.markdown if "by the head that predicted them" in m.value)
+    assert "**13×13 · stride 32**: " in by_head and "★ the chosen box's head" in by_head
     heads = app.dataframe[0].value
     assert list(heads["grid"]) == ["13×13", "26×26"]
     assert list(heads["Grad-CAM family layer"]) == ["conv_28_leaky", "conv_35_leaky"]

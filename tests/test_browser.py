@@ -272,6 +272,12 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
         page.wait_for_timeout(500)
     assert len(_overlay_captions(page)) == 2  # still one overlay per scale
 
+    # A click on any cell of the detections table explains that row's detection.
+    table = page.get_by_test_id("stDataFrame").first
+    table.scroll_into_view_if_needed()
+    table.click(position={"x": 120, "y": 35 * 2 + 17})  # row 1 (under the header), class
+    assert _selectbox_shows(page, "Detection", "#1 ").startswith("#1 ")
+
     # A click on a box in the interactive view explains that detection.
     page.locator("[data-testid='yolocamHeatView'] circle.yc-dot[data-index='3']").click()
     page.get_by_role("heading", name="odam · bus 0.66").first.wait_for(timeout=60_000)

@@ -18,7 +18,7 @@ from yolocam_core.errors import YolocamError
 from yolocam_core.models import DEFAULT_MODEL, ZOO
 from yolocam_core.render import COLORMAPS
 
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"]
 NORM_LABELS = {
     "auto": "Auto: shared (per map for the whole head output and box coordinates)",
     "shared": "Shared across scales",

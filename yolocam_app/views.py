@@ -169,12 +169,15 @@ def chosen_layers(model_name: str, scales: tuple[int, ...]) -> tuple[tuple[int, 
 def context_or_stop(settings: Settings) -> Context:
     """The page's context; on bad input an ``st.error`` says why and the page stops."""
     if settings.image_bytes is None:
-        st.info("Upload a photo in the sidebar (JPEG, PNG, WebP or BMP), or pick a sample.")
+        st.info("Upload a photo in the sidebar (JPEG, PNG, WebP, BMP or TIFF), or pick a sample.")
         st.stop()
     try:
         return Context(settings)
     except YolocamError as exc:
-        st.error(f"Cannot use this file: {exc}. Try another photo, or pick a sample.")
+        detail = str(exc).removeprefix("uploaded file: ")  # the library's name for bytes
+        st.error(
+            f"Cannot use {settings.image_name}: {detail}. Try another photo, or pick a sample."
+        )
         st.stop()
     raise AssertionError("unreachable")
 
@@ -551,7 +554,8 @@ def detections_table(ctx: Context, chosen: int | None, key: str) -> None:
         height=min(36 * (len(rows) + 1) + 3, 320),
         key=table_key,
         on_select=functools.partial(_table_clicked, ctx, table_key),
-        selection_mode="single-row",
+        # A click on any cell chooses its row, as does the row's checkbox.
+        selection_mode=["single-row", "single-cell"],
         column_config={
             "#": st.column_config.TextColumn("#", width=50),
             "class": st.column_config.TextColumn("class", width="small"),
@@ -564,7 +568,8 @@ def detections_table(ctx: Context, chosen: int | None, key: str) -> None:
 
 
 def _table_clicked(ctx: Context, key: str) -> None:
-    rows = st.session_state[key].selection.rows
+    selection = st.session_state[key].selection
+    rows = list(selection.rows) or [row for row, _ in selection.cells]
     if rows:
         choose_detection(ctx, int(rows[0]))
 
