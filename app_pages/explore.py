@@ -18,6 +18,7 @@ from yolocam_app.views import (
     method_ui,
     notes_ui,
     overlays_ui,
+    photo_and_overlay_cells,
     scales_ui,
     static_photo,
     target_ui,
@@ -54,9 +55,8 @@ def explore() -> None:
         return
     chosen = chosen_detection(ctx)
     explanation_heading(explanation, custom=custom_scales(ctx, explanation))
-    n = len(explanation.maps)
-    row = st.columns([1] * (n + 1) + [0.35])
-    with row[0]:
+    cells, legend = photo_and_overlay_cells(ctx.view, len(explanation.maps))
+    with cells[0]:
         static_photo(
             ctx,
             chosen,
@@ -64,7 +64,7 @@ def explore() -> None:
             f"≥ {settings.score:.2f}",
             width=display_width(ctx.view),
         )
-    overlays_ui(ctx, explanation, row[1 : 1 + n], legend=row[-1])
+    overlays_ui(ctx, explanation, cells[1:], legend=legend)
 
     st.markdown("**Detections** · click a row to explain it")
     detections_table(ctx, chosen, key="detections")

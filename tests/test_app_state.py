@@ -245,6 +245,21 @@ def test_photos_too_small_or_too_elongated_are_flagged(app, size, message):
     assert any(message in w.value for w in app.warning), [w.value for w in app.warning]
 
 
+def test_a_wide_photo_is_stacked_not_sliced(app):
+    """Side by side, a 4000×200 photo and its overlays were 190×10 px slivers: stacked,
+    each is the page's width; an ordinary photo keeps the row (the colour bar's column,
+    0.35 of a photo's: Streamlit normalises the weights)."""
+    legend = pytest.approx(0.35 / 3.35)
+    wide = np.random.default_rng(0).integers(0, 256, (200, 4000, 3), dtype=np.uint8)
+    upload_photo(app, "wide.png", png(wide))
+    assert len(overlay_captions(app)) == 2
+    assert legend not in [c.weight for c in app.columns]
+    usual = np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    upload_photo(app, "usual.png", png(usual))
+    assert len(overlay_captions(app)) == 2
+    assert legend in [c.weight for c in app.columns]
+
+
 def test_a_tall_photo_is_drawn_at_a_bounded_height():
     from yolocam_app.views import display_width
 

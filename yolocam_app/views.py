@@ -472,6 +472,22 @@ def custom_scales(ctx: Context, explanation: Explanation) -> tuple[int, ...]:
     return tuple(scale for scale, _ in chosen)
 
 
+#: Wider than this (width / height), the photo and its overlays are stacked, each the
+#: page's width, instead of side by side (a 4000×200 photo was a 190×10 sliver there).
+STACK_ASPECT = 3.0
+
+
+def photo_and_overlay_cells(image: np.ndarray, n: int) -> tuple[list, object]:
+    """Where the photo and ``n`` overlays go, and the colour bar: one row of columns,
+    or for a photo wider than :data:`STACK_ASPECT` one full-width row each."""
+    h, w = image.shape[:2]
+    if w / max(h, 1) > STACK_ASPECT:
+        cells = [st.container() for _ in range(n + 1)]
+        return cells, st.columns([1, 6])[0]
+    row = st.columns([1] * (n + 1) + [0.35])
+    return list(row[:-1]), row[-1]
+
+
 def display_width(image: np.ndarray, max_height: int = 480) -> int | str:
     """``"stretch"``, or a width in pixels that keeps a tall image under ``max_height``."""
     h, w = image.shape[:2]
