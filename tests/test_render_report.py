@@ -76,6 +76,18 @@ def test_percent_and_captions():
     assert "colours do not compare" in render.norm_caption("per-map")
 
 
+def test_text_on_a_very_wide_image_stays_small_beside_its_height():
+    """A 1600×120 overlay (a 4000×300 photo shrunk): the weak band and a box label take a
+    fraction of its height (sized by the longer side, they filled it)."""
+    panel = np.full((120, 1600, 3), 40, np.uint8)
+    marked = render.mark_panel(panel, weak="weak: 0.18% of the top scale's score")
+    band_rows = int((marked[:, 800] != panel[:, 800]).any(axis=1).sum())
+    assert 0 < band_rows <= 120 // 3
+    drawn = render.draw_boxes(panel, [(700.0, 60.0, 800.0, 110.0)], ["#0 horse 0.76"])
+    label_rows = np.flatnonzero((drawn[:60, 600:900] != 40).any(axis=(1, 2)))
+    assert 0 < label_rows.size <= 120 // 3
+
+
 def test_labels_never_overlap_and_the_chosen_one_is_always_placed():
     # 40 boxes piled on one spot: few labels fit, none overlapping; the chosen one shows.
     rng = np.random.default_rng(1)

@@ -169,7 +169,7 @@ def sidebar_ui() -> Settings:
         data: bytes | None = photos[name]
     else:
         upload = bar.file_uploader(
-            "Photo (JPEG, PNG, WebP or BMP)",
+            "Photo (JPEG, PNG, WebP, BMP or TIFF)",
             type=UPLOAD_TYPES,
             key=f"upload@{st.session_state.get('upload_generation', 0)}",
             max_upload_size=resources.widget_limit_mb("image"),

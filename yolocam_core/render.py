@@ -314,13 +314,14 @@ def draw_boxes(
         highlight: index of the box to highlight: drawn last, thicker, edged with a
             white line; the others are dimmed.
         max_labels: at most this many labels.
-        font_size: label height in pixels; default about 1/40 of the longer side.
+        font_size: label height in pixels; default about 1/40 of the longer side
+            (at most 1/12 of the shorter: a 4000×200 photo's labels stay in it).
     """
     base = Image.fromarray(image).convert("RGBA")
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     width = _line_width(image)
-    size = font_size or max(12, round(max(image.shape[:2]) / 40))
+    size = font_size or _text_size(image.shape[:2], 40)
     font = _font(size)
     dim = 110 if highlight is not None else 255  # alpha of the other boxes
     order = [k for k in range(len(boxes)) if k != highlight]
@@ -384,6 +385,12 @@ def draw_detections(
     )
 
 
+def _text_size(size: tuple[int, int], fraction: int) -> int:
+    """A text height for an image of (height, width): 1/``fraction`` of its longer side,
+    at most 1/12 of its shorter side (for very elongated images), at least 12 px."""
+    return max(12, round(min(max(size) / fraction, min(size) / 12)))
+
+
 def mark_panel(
     panel: np.ndarray, weak: str | None = None, own: bool = False, font_size: int | None = None
 ) -> np.ndarray:
@@ -394,7 +401,7 @@ def mark_panel(
     canvas = Image.fromarray(panel)
     draw = ImageDraw.Draw(canvas)
     height, width = panel.shape[:2]
-    size = font_size or max(12, round(max(height, width) / 28))
+    size = font_size or _text_size((height, width), 28)
     font = _font(size)
     pad = max(2, size // 4)
     if weak:
