@@ -104,9 +104,27 @@ def measure(method: str, progress=None):
 results = {}
 try:
     fast_measured = [m for m in methods_measured if not methods.is_black_box(m)]
+    # One spinner per step, saying which of how many (shown only when a step is not
+    # cached): the random baseline, then each gradient method.
+    steps_total = len(fast_measured) + 1
     if fast_measured:
-        with st.spinner(f"Measuring {len(fast_measured)} method(s) × {len(scales)} scales…"):
-            results = {method: measure(method) for method in fast_measured}
+        with st.spinner(f"Measuring a random map's curves (1 of {steps_total})…"):
+            faithfulness.baseline(
+                settings.model_name,
+                ctx.key,
+                ctx.image,
+                settings.score,
+                settings.iou,
+                settings.max_detections,
+                spec.index,
+                scales,
+                int(steps),
+                fill,
+            )
+    for k, method in enumerate(fast_measured, start=2):
+        what = f"{methods.title(method)} at {len(scales)} scales"
+        with st.spinner(f"Measuring {what} ({k} of {steps_total})…"):
+            results[method] = measure(method)
     for method in methods_measured:
         if methods.is_black_box(method):
             title = methods.title(method)
