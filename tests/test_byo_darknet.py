@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -303,6 +304,27 @@ def test_weights_that_do_not_fit_name_expected_and_actual_bytes(darknet_cfg_dir,
         assert f"got {len(data):,} bytes" in message and word in message
         assert "bad.weights does not fit tiny.cfg" in message
         assert "same classes and filters" in message
+
+
+def test_weights_no_trained_model_has_are_refused_and_not_cached(darknet_cfg_dir, tmp_path):
+    """The right size and header, but normal random floats: negative batch-norm variances
+    (then NaN maps, and exit 0, were cached); or values that overflow when folded."""
+    text = with_classes((darknet_cfg_dir / "yolov3-tiny.cfg").read_text(), 5)
+    cfg, weights = write_model(tmp_path, "tiny", text, seed=7)
+    data = weights.read_bytes()
+    header = len(data) - 4 * sum(c.num_values for c in load_darknet(cfg).convs)
+    noise = np.random.default_rng(0).normal(size=(len(data) - header) // 4).astype("<f4")
+    huge = np.full_like(noise, 3e30)
+    for values, words in ((noise, "batch-norm variances are negative"), (huge, "overflows")):
+        bad = tmp_path / "noise.weights"
+        bad.write_bytes(data[:header] + values.tobytes())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # said in the message, not warned
+            with pytest.raises(WeightsError, match=words) as info:
+                load_detector(cfg, weights=bad)
+        assert "noise.weights" in str(info.value) and "conv_0" in str(info.value)
+        with pytest.raises(WeightsError, match=words):  # refused again: nothing was cached
+            load_detector(cfg, weights=bad)
 
 
 def test_missing_or_wrong_files_are_named(darknet_cfg_dir, tmp_path):

@@ -363,6 +363,19 @@ def test_corrupted_files_in_the_cli_are_one_line(small_files, tmp_path, capsys, 
     assert "broken.keras is not a readable .keras file" in err[0]
 
 
+def test_weights_holding_nan_are_refused(tmp_path):
+    """A model whose training diverged: every map and score would be NaN."""
+    model = small_model(heads=3, size=128)
+    kernel = model.weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    path = tmp_path / "diverged.keras"
+    model.save(path)
+    with pytest.raises(
+        ModelFileError, match=r"diverged\.keras: 1 of its \d+ weight tensors hold NaN"
+    ):
+        load_detector(path)
+
+
 def test_weights_only_h5_says_what_to_save(small_files, tmp_path):
     model, _ = small_files
     path = tmp_path / "yolo.weights.h5"

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from yolocam_core.detector import Detector
 from yolocam_core.errors import ModelFileError, UnsafeModelError
@@ -426,9 +427,22 @@ def load_keras_detector(
     """
     path = Path(path)
     model = load_keras_model(path, trust_model_code=trust_model_code)
+    _check_finite(model, path.name)
     return detector_from_keras_model(
         model, name=name or path.name, trust_model_code=trust_model_code, **options
     )
+
+
+def _check_finite(model: keras.Model, name: str) -> None:
+    """Refuse weights holding NaN or infinity (diverged training, a damaged file): every
+    map and score of such a model is NaN."""
+    bad = [w for w in model.weights if not np.isfinite(np.asarray(w.numpy())).all()]
+    if bad:
+        raise ModelFileError(
+            f"{name}: {len(bad)} of its {len(model.weights)} weight tensors hold NaN or "
+            f"infinite values (the first: {getattr(bad[0], 'path', bad[0].name)}): its "
+            "training diverged, or the file is damaged"
+        )
 
 
 __all__ = [

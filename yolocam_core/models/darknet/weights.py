@@ -121,9 +121,21 @@ def port_convolution(conv: ConvSpec, values: np.ndarray) -> list[np.ndarray]:
         pos = 4 * f
     kernel = values[pos:].reshape(f, conv.in_channels, k, k).transpose(2, 3, 1, 0)
     if conv.batch_normalize:
-        factor = gamma / np.sqrt(var + BN_EPSILON)
-        kernel = kernel * factor
-        bias = bias - mean * factor
+        negative = int(np.count_nonzero(var + BN_EPSILON <= 0))
+        if negative:
+            raise WeightsError(
+                f"{conv.layer_name}: {negative} of its {f} batch-norm variances are negative: "
+                "these are not Darknet weights for this cfg, or the file is damaged"
+            )
+        with np.errstate(over="ignore", invalid="ignore"):  # said below, not warned
+            factor = gamma / np.sqrt(var + BN_EPSILON)
+            kernel = kernel * factor
+            bias = bias - mean * factor
+    if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+        raise WeightsError(
+            f"{conv.layer_name}: folding its batch norm overflows float32: these are not "
+            "Darknet weights for this cfg, or the file is damaged"
+        )
     return [np.ascontiguousarray(kernel, dtype=np.float32), bias.astype(np.float32)]
 
 
@@ -136,7 +148,9 @@ def load_weights(built: DarknetModel, weights: bytes | str | Path) -> None:
 
     Raises:
         WeightsError: the file is shorter or longer than the cfg needs (the message
-            states expected and actual bytes), or holds NaN or infinite values.
+            states expected and actual bytes), holds NaN or infinite values, or values
+            no trained model has (a negative batch-norm variance, a folded weight that
+            overflows float32).
     """
     data = weights if isinstance(weights, bytes) else Path(weights).read_bytes()
     header = check_size(built.convs, data[:HEADER_BYTES_64], len(data))
