@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -183,6 +185,19 @@ def test_too_many_pixels_refused():
         load_image(data, max_pixels=1199)
     message = str(info.value).replace(",", "")
     assert "40×30 = 1200 pixels" in message and "1199" in message
+
+
+def test_a_header_beyond_pillow_s_own_limit_gets_the_same_message():
+    """A PNG header claiming 20000×20000 (Pillow refuses it at open, before our check)."""
+    png = bytearray(encode(two_halves(4, 4), "PNG"))
+    png[16:24] = struct.pack(">II", 20_000, 20_000)  # IHDR's width and height
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))  # and its CRC
+    png = bytes(png)
+    with pytest.raises(ImageError) as info:
+        load_image(png)
+    message = str(info.value)
+    assert "400,000,000 pixels is more than the" in message and "downscale" in message
+    assert "DOS" not in message  # not Pillow's text
 
 
 def _float_tiff(values: np.ndarray) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -95,8 +96,11 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
         )
         raise ImageError(f"{name}: not an image file Pillow can read{hint}") from None
     except Image.DecompressionBombError as exc:
+        # Pillow refuses before the size check above can run: the same message.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1)):,} pixels is" if found else "it has"
         raise ImageError(
-            f"{name}: refused, too many pixels ({exc}); downscale the image first"
+            f"{name}: {pixels} more than the {max_pixels:,} allowed; downscale the image first"
         ) from None
     except MemoryError:
         raise ImageError(f"{name}: not enough memory to decode the image") from None

@@ -436,7 +436,8 @@ class TargetSpec:
         if kind == "detection":
             if not value.isdigit():
                 raise YolocamError(
-                    f"target {text!r}: K in detection:K must be a whole number, e.g. detection:0"
+                    f"target {text!r}: K in detection:K must be a whole number from 0 (the "
+                    "best detection) up, e.g. detection:0"
                 )
             return cls("detection", int(value), attribute)
         if kind == "class" and value:
@@ -459,10 +460,15 @@ class TargetSpec:
         """
         if self.kind == "detection":
             if not 0 <= self.index < len(detections):
+                kept = f"{len(detections)} detection(s) at this score threshold"
+                if getattr(detections, "capped", False):  # more were found, then cut
+                    kept = (
+                        f"more detections at this score threshold, of which the "
+                        f"{len(detections)} best are kept (the max-detections cap)"
+                    )
                 raise YolocamError(
-                    f"target detection:{self.index}: the image has {len(detections)} "
-                    "detection(s) at this score threshold; K must be below that "
-                    "(see `yolocam detect`)"
+                    f"target detection:{self.index}: the image has {kept}; K must be "
+                    "below that (see `yolocam detect`)"
                 )
             return DetectionTarget(detections[self.index], self.attribute)
         if self.kind == "class":
