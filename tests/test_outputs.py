@@ -11,6 +11,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from yolocam_core import render
 from yolocam_core.detector import Detection
 from yolocam_core.explainer import Explanation, ScaleMap
 from yolocam_core.outputs import (
@@ -79,7 +80,9 @@ def test_save_explanation_writes_one_naming_scheme_and_a_record(tmp_path):
         assert claim["scale"]["scale"] == scale_map.scale and claim["own_scale"] == 0
         assert claim["scale"]["weak"] == scale_map.weak and not claim["ignores_target"]
         assert overlay.text["Title"].startswith(f"gradcam · dog 0.80 · {scale_map.label}")
+        assert claim["yolocam_version"] == render.yolocam_version() and claim["model"] is None
     record = json.loads(saved.record.read_text(encoding="utf-8"))
+    assert record["yolocam_version"] == render.yolocam_version()
     assert record == explanation_record(explanation, saved, "x.jpg", relative_to=tmp_path)
     assert record["image"] == "x.jpg" and record["target_kind"] == "detection"
     assert record["score_note"] == "the detection's score" and record["norm"] == "per-map"
@@ -91,6 +94,8 @@ def test_save_explanation_writes_one_naming_scheme_and_a_record(tmp_path):
     (tmp_path / "m").mkdir()
     named = save_explanation(tmp_path / "m", "p", image, explanation, model="yolov4-tiny")
     assert json.loads(named.record.read_text(encoding="utf-8"))["model"] == "yolov4-tiny"
+    with Image.open(named.maps[0].overlay) as overlay:
+        assert json.loads(overlay.text["yolocam"])["model"] == "yolov4-tiny"
     eigen = Explanation(**{**vars(explanation), "method": "eigencam"})
     record = explanation_record(eigen, saved, "x.jpg")
     assert record["ignores_target"] is True

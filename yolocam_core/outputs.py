@@ -146,7 +146,7 @@ def save_explanation(
         Image.fromarray(panel).save(
             overlay,
             compress_level=compress_level,
-            pnginfo=_claim(explanation, scale_map, image_name),
+            pnginfo=_claim(explanation, scale_map, image_name, model),
         )
         np.save(raw, scale_map.grid_map)
         maps.append(SavedMap(scale_map.scale, grid, overlay, raw))
@@ -163,16 +163,20 @@ def save_explanation(
     return saved
 
 
-def _claim(explanation: Explanation, scale_map, image_name: str) -> PngInfo:
+def _claim(
+    explanation: Explanation, scale_map, image_name: str, model: str | None = None
+) -> PngInfo:
     """What an overlay PNG shows, in its text chunks: ``Title`` (one line) and
-    ``yolocam`` (JSON: the target, method, normalisation, this scale's fields and
-    every head's score)."""
+    ``yolocam`` (JSON: the model, target, method, normalisation, this scale's fields,
+    every head's score and the yolocam version)."""
     info = PngInfo()
     caption = render.map_caption(explanation, scale_map)
     title = f"{explanation.method} · {explanation.target} · {caption}"
     info.add_itxt("Title", title)
     claim = {
         "image": image_name,
+        "model": model,
+        "yolocam_version": render.yolocam_version(),
         "method": explanation.method,
         "target": explanation.target,
         "target_kind": explanation.target_kind,
@@ -197,7 +201,7 @@ def explanation_record(
 ) -> dict[str, Any]:
     """What the saved maps claim, as JSON-ready data (``yolocam explain --json``).
 
-    Keys: ``image``, ``method``, ``target`` (its caption), ``target_kind``,
+    Keys: ``image``, ``yolocam_version``, ``method``, ``target`` (its caption), ``target_kind``,
     ``score_note`` (what "score" means), ``norm``, ``scale_scores`` (the target's
     score at every head), ``scale_labels`` (every head's label), ``own_scale`` (the
     detection's head, or None), ``sheet`` and
@@ -218,6 +222,7 @@ def explanation_record(
     ]
     return {
         "image": image_name,
+        "yolocam_version": render.yolocam_version(),
         "method": explanation.method,
         "ignores_target": render.ignores_target(explanation.method),
         "target": explanation.target,
