@@ -256,6 +256,24 @@ def test_two_local_workers_give_the_same_rows(reference, folder, tmp_path, detec
     )
 
 
+def test_local_workers_are_capped_at_the_cpus(folder, tmp_path, monkeypatch, detector):
+    """More workers than CPUs only compete, each with its own model: capped, and said."""
+    import yolocam_core.batch.runner as runner
+
+    monkeypatch.setattr(runner, "available_cpus", lambda: 1)
+    two = tmp_path / "in"
+    two.mkdir()
+    for name in ("bus.jpg", "more/zidane.jpg"):
+        shutil.copy2(folder / name, two / Path(name).name)
+    lines: list[str] = []
+    settings = BatchSettings(methods=("eigencam",))
+    report = run_batch(two, tmp_path / "out", settings, workers=4, log=lines.append)
+    assert (report.computed, report.failed) == (2, 0)
+    assert lines == [
+        "yolocam: note: 4 workers asked for, 1 CPU(s) available to this process; using 1"
+    ]
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 def test_ray_engine_gives_the_same_rows(reference, folder, tmp_path, detector):
     """Ray Data on a local Ray (2 CPUs): parallel reads, 2 actors holding the model."""
