@@ -522,6 +522,7 @@ def test_a_class_target_takes_a_class_name(explainer, bus):
     ("class_id", "message"),
     [
         ("unicorn", r"ClassTarget\('unicorn'\): unknown class; the model's classes are person"),
+        ("hot-dog", r"unknown class; did you mean hot dog\? The model's classes are person"),
         (80, r"ClassTarget\(80\): no such class; this model has 80 classes, 0..79"),
         (1.5, r"ClassTarget\(1.5\): give a class name or an index"),
     ],

@@ -863,8 +863,7 @@ class Explainer:
             index = class_index(class_id, names)
             if index is None:
                 raise YolocamError(
-                    f"ClassTarget({class_id!r}): unknown class; the model's classes are "
-                    f"{some_class_names(names)}"
+                    f"ClassTarget({class_id!r}): unknown class; {some_class_names(names, class_id)}"
                 )
             return dataclasses.replace(target, class_id=index)
         if isinstance(class_id, bool) or not isinstance(class_id, int | np.integer):

@@ -10,6 +10,8 @@ immutable objects (pytorch-grad-cam's idea), independent of the CAM method
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -220,9 +222,24 @@ def class_index(name: str, class_names: Sequence[str]) -> int | None:
     return lowered.index(name) if name in lowered else None
 
 
-def some_class_names(class_names: Sequence[str]) -> str:
-    """The first ten class names, for a message."""
-    return ", ".join(class_names[:10]) + (", …" if len(class_names) > 10 else "")
+def some_class_names(class_names: Sequence[str], asked: str | None = None) -> str:
+    """``"the model's classes are person, bicycle, …"`` (the first ten), for a message;
+    with ``asked`` (a name not found), the closest names first (``"did you mean
+    pottedplant? The model's classes are …"``), compared without case, spaces,
+    hyphens or underscores."""
+    listed = ", ".join(class_names[:10]) + (", …" if len(class_names) > 10 else "")
+
+    def key(name: str) -> str:
+        return re.sub(r"[\s_-]+", "", name.lower())
+
+    by_key = {key(name): name for name in class_names}
+    asked_key = key(asked or "")
+    close = [asked_key] if asked_key in by_key else []  # only spelt differently
+    close = close or difflib.get_close_matches(asked_key, list(by_key), n=3, cutoff=0.6)
+    if asked and close:
+        guess = " or ".join(by_key[c] for c in close)
+        return f"did you mean {guess}? The model's classes are {listed}"
+    return f"the model's classes are {listed}"
 
 
 def _class_weights(ctx: ScoreContext, class_id: int, where: np.ndarray) -> TargetWeights:
@@ -447,8 +464,7 @@ class TargetSpec:
             if value.isdigit() and int(value) < len(class_names):
                 return cls("class", int(value), attribute)
             raise YolocamError(
-                f"target {text!r}: unknown class; the model's classes are "
-                f"{some_class_names(class_names)}"
+                f"target {text!r}: unknown class; {some_class_names(class_names, value)}"
             )
         raise YolocamError(f"target {text!r}: use detection:K, class:NAME or seed")
 
