@@ -147,6 +147,16 @@ def test_explain_bad_target(capsys, samples, tmp_path, target, status, message):
     assert len(err.strip().splitlines()) == 1 and message in err
 
 
+def test_a_class_the_photo_has_none_of_is_explained_with_a_note(capsys, samples, tmp_path):
+    image = str(samples["bus.jpg"])
+    args = ("--scales", "0", "--method", "gradcam", "--out", str(tmp_path))
+    code, _, err = run(capsys, "explain", image, "--target", "class:giraffe", *args)
+    assert code == 0, err
+    assert "no giraffe detected at score ≥ 0.25; the maps show what raises the giraffe" in err
+    code, _, err = run(capsys, "explain", image, "--target", "class:bus", *args)
+    assert code == 0 and "detected at score" not in err
+
+
 def test_explain_class_and_seed_with_one_scale(capsys, samples, tmp_path):
     code, out, err = run(
         capsys,

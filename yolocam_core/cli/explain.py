@@ -17,6 +17,7 @@ from yolocam_core.cli.options import (
     check_target,
     drise_progress,
     model_spec_from_args,
+    note,
     note_detections,
     note_image,
     parse_scales,
@@ -98,6 +99,12 @@ def explain_image(args: argparse.Namespace, scales: tuple[int, ...] | None) -> E
         target = target_spec.build(detections)
     except YolocamError as exc:
         raise for_option(exc, "--target") from None
+    if target_spec.kind == "class" and all(d.class_id != target_spec.index for d in detections):
+        name = detector.class_names[target_spec.index]
+        note(
+            f"{shown(args.image)}: no {name} detected at score ≥ {args.score:.2f}; the maps "
+            f"show what raises the {name} score anyway"
+        )
     cam = cam_method(method, args)
     with drise_progress(cam) as progress:
         result = explainer.explain(
