@@ -252,6 +252,8 @@ def test_explain_auto_picks_the_target_kind_s_method_and_says_so(capsys, samples
     assert code == 0, err
     assert "odam (auto: the default for a detection target)" in out.splitlines()[0]
     assert list(tmp_path.glob("*_detection-0-person_odam_scale0_*.npy"))
+    # One head shown: every head's score is printed beside it (the top one too).
+    assert "  score at every scale: 13×13 0.9" in out and " · 26×26 0.00" in out
     code, out, err = run(
         capsys, "explain", image, "--target", "class:bus", "--scales", "0", "--out",
         str(tmp_path), "--json",

@@ -190,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
         for item, scale_map in zip(record["scales"], result.maps, strict=True):
             print(f"  {item['label']:<20} {render.map_caption(result, scale_map, label=False)}")
             print(f"  {'':<20} {item['overlay']}")
+        if len(result.maps) < len(result.scale_scores):  # the heads not shown, too
+            print(f"  {render.scores_line(result)}")
         print(f"  {render.norm_caption(result.norm)}")
         print(f"  sheet: {record['sheet']}")
     return EXIT_OK
