@@ -27,6 +27,13 @@ def test_detect_json_schema(capsys, samples):
     assert [r["image"] for r in report] == [str(samples["bus.jpg"]), str(samples["zidane.jpg"])]
     bus = report[0]
     assert (bus["width"], bus["height"]) == (810, 1080)
+    # What made these detections, as a batch's detections.json says it.
+    assert bus["model"] == "yolov4-tiny" and "note" not in bus
+    assert (bus["score_threshold"], bus["iou_threshold"], bus["max_detections"]) == (
+        0.25,
+        0.45,
+        300,
+    )
     assert {d["class_name"] for d in bus["detections"]} >= {"person", "bus"}
     for det in bus["detections"]:
         assert set(det) == {

@@ -61,7 +61,19 @@ def run(args: argparse.Namespace) -> int:
         note_detections(shown(path), detections)
         height, width = image.shape[:2]
         if args.json:
-            reports.append(detections_report(path, (height, width), detections))
+            extra = {"note": detections.note()} if detections.note() else {}
+            reports.append(
+                detections_report(
+                    path,
+                    (height, width),
+                    detections,
+                    model=detector.name,
+                    score_threshold=args.score,
+                    iou_threshold=args.iou,
+                    max_detections=args.max_detections,
+                    **extra,
+                )
+            )
         else:
             tables.append(format_table(shown(path), width, height, detections, detector))
     if args.json:
