@@ -172,7 +172,7 @@ for column, kind in zip(charts, ("deletion", "insertion"), strict=True):
 
 
 def weak_mark(row) -> str:
-    """``"0.91% of top"`` for a weak scale's row, else ``""``."""
+    """``"0.21% of top"`` for a weak scale's row, else ``""``."""
     relative = row.scale_relative
     if relative is None or relative >= WEAK_RELATIVE:
         return ""

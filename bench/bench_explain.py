@@ -104,7 +104,9 @@ def main() -> None:
     tkv = Gradcam(model)
     tkv_scores = []
     for s, head in enumerate(detector.heads):
-        ctx = ScoreContext(head, detector.input_size, fwd.letterbox, fwd.decoded[s][0][0])
+        ctx = ScoreContext(
+            head, detector.input_size, fwd.letterbox, fwd.decoded[s][0][0], fwd.decoded[s][2][0]
+        )
         weights = Explainer._stack_weights([target.weights(ctx)], head)
 
         def score(raw, head=head, weights=weights):

@@ -205,8 +205,8 @@ def test_own_and_weak_scales_are_marked_and_auto_normalisation_is_the_default(ap
     # bus.jpg's person 0.99 is predicted at 13×13; its 26×26 score is under 1% of that.
     assert own.startswith("13×13 · stride 32 · score 0.993") and own.endswith("★ own scale")
     assert "of the total" in own
-    assert weak.startswith("26×26 · stride 16 · score 0.00903")
-    assert "weak: 0.91% of the top scale's score" in weak
+    assert weak.startswith("26×26 · stride 16 · score 0.00204")
+    assert "weak: 0.21% of the top scale's score" in weak
     note = next(c.value for c in app.main.caption if c.value.startswith("Score:"))
     assert "objectness × class probability" in note and "shared across scales" in note
     # The article's view: per-map normalisation, no shares (its score has no sign).
@@ -321,7 +321,7 @@ def test_maps_zip_carries_metadata_and_the_report_is_self_contained(app, detecto
     # The photo, one overlay per scale and the colour bar, all inline.
     assert len(parser.sources) == 1 + 2 + 1
     assert all(s.startswith("data:image/") for s in parser.sources)
-    assert 'id="yolocam-metadata"' in page and "weak: 0.91% of the top scale" in page
+    assert 'id="yolocam-metadata"' in page and "weak: 0.21% of the top scale" in page
 
 
 def test_page_images_are_compact_jpegs(sample_rgb):

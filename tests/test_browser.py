@@ -243,7 +243,7 @@ def test_app_in_a_real_browser(server, browser, samples, tmp_path):
     ]
     # The own scale and a weak scale are marked where the maps are shown.
     own, weak = _overlay_captions(page)
-    assert own.endswith("★ own scale") and "weak: 0.91% of the top scale's score" in weak
+    assert own.endswith("★ own scale") and "weak: 0.21% of the top scale's score" in weak
     page.screenshot(path=str(SHOTS / "explore.png"), full_page=True)
 
     # Warm: new sessions on the running server (model already in memory).

@@ -86,7 +86,9 @@ def target_score_fn(explainer, fwd, target, scale):
     """The target's score at ``scale`` as a function of the raw head output (B, h, w, ·)."""
     det = explainer.detector
     head = det.heads[scale]
-    ctx = ScoreContext(head, det.input_size, fwd.letterbox, fwd.decoded[scale][0][0])
+    ctx = ScoreContext(
+        head, det.input_size, fwd.letterbox, fwd.decoded[scale][0][0], fwd.decoded[scale][2][0]
+    )
     weights = Explainer._stack_weights([target.weights(ctx)], head)
     return lambda raw: weighted_score(raw, head, det.input_size, *weights)
 
@@ -648,12 +650,16 @@ def test_scale_scores_shares_and_own_scale(explainer, bus):
     assert result.scale_labels == tuple(h.label for h in explainer.detector.heads)
     assert result.scale_scores[det.scale] == pytest.approx(det.score, rel=1e-4)
     for scale, head in enumerate(explainer.detector.heads):
-        ctx = ScoreContext(
-            head, explainer.detector.input_size, fwd.letterbox, fwd.decoded[scale][0][0]
-        )
+        scores = fwd.decoded[scale][2][0]  # (h, w, A, C)
+        boxes = fwd.decoded[scale][0][0]
+        ctx = ScoreContext(head, explainer.detector.input_size, fwd.letterbox, boxes, scores)
         weights = target.weights(ctx)
-        expected = float((fwd.decoded[scale][2][0] * weights.scores).sum())
+        expected = float((scores * weights.scores).sum())
         assert result.scale_scores[scale] == pytest.approx(expected, rel=1e-4, abs=1e-7)
+        if scale != det.scale:  # the best-matching prediction: max of IoU × class score
+            match = target.cell_weights(ctx) * scores[..., det.class_id]
+            assert result.scale_scores[scale] == pytest.approx(match.max(), rel=1e-4, abs=1e-7)
+            assert np.count_nonzero(weights.scores) == 1  # one prediction, not a sum
     (m,) = result.maps
     scores = np.array(result.scale_scores)
     assert m.relative == pytest.approx(scores[1] / scores.max())

@@ -44,7 +44,7 @@ def test_page_shows_curves_table_and_reading(page):
     )
     assert ((table["deletion AUC"] >= 0) & (table["insertion AUC"] <= 1)).all()
     assert (table["scale"].str.endswith("★")).sum() == 2  # one own scale per method
-    weak = table["weak"] == "0.91% of top"
+    weak = table["weak"] == "0.21% of top"
     assert list(table["scale"][weak]) == ["26×26", "26×26"]  # marked, per method
     assert (table["weak"][~weak] == "").all()
     text = page.success[0].value

@@ -492,7 +492,8 @@ class Explainer:
 
     def _target_weights(self, fwd: Forward, targets: Sequence[Target], scale: int):
         head = self.detector.heads[scale]
-        ctx = ScoreContext(head, self.detector.input_size, fwd.letterbox, fwd.decoded[scale][0][0])
+        boxes, _, scores = fwd.decoded[scale]
+        ctx = ScoreContext(head, self.detector.input_size, fwd.letterbox, boxes[0], scores[0])
         return [t.weights(ctx) for t in targets]
 
     def _activations(self, fwd: Forward, layer: str) -> tf.Tensor:

@@ -183,7 +183,7 @@ def map_caption(explanation, scale_map, label: bool = True) -> str:
 
 def scores_line(explanation) -> str:
     """Every head's score for the target, shown or not, e.g. ``"score at every scale:
-    13×13 0.993 ★ · 26×26 0.00908 (weak)"`` ("" without scores)."""
+    13×13 0.993 ★ · 26×26 0.00204 (weak)"`` ("" without scores)."""
     scores = getattr(explanation, "scale_scores", ())
     if not scores:
         return ""

@@ -33,12 +33,14 @@ class ScoreContext:
         letterbox: how the image maps into the network input.
         boxes: (h, w, A, 4) decoded predicted boxes of this image at this scale, as
             (cx, cy, w, h) in 0..1 of the network input.
+        scores: (h, w, A, C) objectness × class probability there, or None.
     """
 
     head: HeadInfo
     input_size: tuple[int, int]
     letterbox: Letterbox
     boxes: np.ndarray
+    scores: np.ndarray | None = None
 
 
 #: Which part of a prediction a :class:`DetectionTarget` explains: ``"score"``
@@ -293,12 +295,16 @@ class DetectionTarget(Target):
     cell and anchor): objectness × class probability (``"score"``, the detection's
     score), objectness alone, or one coordinate of its decoded box (``"x"``, ``"y"``
     centre, ``"w"``, ``"h"`` size, in network-input pixels). At the other scales, so
-    that scales can be compared on the same object, it is the same attribute summed
-    over the cells whose centres lie inside the box (or, for a box smaller than a
-    cell, the cell that holds the box centre) and all their anchors, each weighted by
-    the IoU of the anchor's predicted box with the detected box (a constant: no
-    gradient flows through the weight), so predictions describing another object
-    count little. For ``"score"`` the class is the detection's.
+    that scales are compared on the same object and in the same unit, it is the one
+    prediction there that best matches the box: among the anchors of the cells whose
+    centres lie inside the box (or, for a box smaller than a cell, the cell that holds
+    the box centre), the one with the highest IoU with the box × score for the
+    detection's class. Its score and objectness count times that IoU (a constant: no
+    gradient flows through it), so a confident prediction of another object counts
+    little; its coordinates count as they are. At the own scale this rule picks the
+    detection itself (its IoU is 1, and NMS kept it over any higher-scoring overlap).
+    A sum over the box's cells, used before, gave a large object's other scales more
+    than its own (1.36 against 0.965 for a cow).
 
     Args:
         detection: from :meth:`Detector.detect`.
@@ -321,11 +327,13 @@ class DetectionTarget(Target):
 
     def weights(self, ctx: ScoreContext) -> TargetWeights:
         det = self.detection
+        where = np.zeros((*ctx.head.grid, ctx.head.num_anchors), np.float32)
         if ctx.head.index == det.scale:
-            where = np.zeros((*ctx.head.grid, ctx.head.num_anchors), np.float32)
             where[det.cell[0], det.cell[1], det.anchor] = 1.0
         else:
-            where = self.cell_weights(ctx)
+            row, col, anchor = self.best_match(ctx)
+            iou = float(self.cell_weights(ctx)[row, col, anchor])
+            where[row, col, anchor] = 1.0 if self.attribute in BOX_ATTRIBUTES else iou
         if self.attribute == "score":
             return _class_weights(ctx, det.class_id, where)
         if self.attribute == "objectness":
@@ -333,6 +341,16 @@ class DetectionTarget(Target):
         boxes = np.zeros((*where.shape, 4), np.float32)
         boxes[..., BOX_ATTRIBUTES.index(self.attribute)] = where
         return TargetWeights(boxes=boxes)
+
+    def best_match(self, ctx: ScoreContext) -> tuple[int, int, int]:
+        """(row, col, anchor) of the prediction at ``ctx``'s scale that best matches the
+        box: the highest IoU with it × score for its class among the cells inside it
+        (:meth:`cell_weights`); by IoU alone when ``ctx.scores`` is None."""
+        match = self.cell_weights(ctx)
+        if ctx.scores is not None:
+            match = match * ctx.scores[..., self.detection.class_id]
+        row, col, anchor = np.unravel_index(int(np.argmax(match)), match.shape)
+        return int(row), int(col), int(anchor)
 
     def cell_weights(self, ctx: ScoreContext) -> np.ndarray:
         """(h, w, A) weights: IoU with the box at cells inside it, 0 elsewhere."""
@@ -366,9 +384,9 @@ class DetectionTarget(Target):
         what = ATTRIBUTE_NOTES[self.attribute]
         return (
             f"score: at the detection's own scale, its {what}; at the other scales, the "
-            "same quantity at the cells inside the box, weighted by each anchor's IoU "
-            "with it and summed (a sum over the box's cells: it can exceed 1 and the "
-            "own scale's value)"
+            "same for the one prediction there that best matches the box (highest IoU × "
+            "class score among the cells inside it)"
+            + ("" if self.attribute in BOX_ATTRIBUTES else ", times its IoU with the box")
         )
 
 

@@ -85,8 +85,8 @@ class ODAM(HiResCAM):
 
     Departures from the paper: the authors' code (``tools/savefig_odam.py``) explains
     each prediction at the FPN level that predicted it, with no smoothing and no
-    fusion; for other scales of a detection, the target here is the detection's
-    attribute at the IoU-weighted cells inside its box at that scale (see
+    fusion; for other scales of a detection, the target here is the attribute of the
+    prediction there that best matches its box (see
     :class:`~yolocam_core.targets.DetectionTarget`), so every head gets a map.
 
     Args:
