@@ -5,6 +5,7 @@ the metadata record and the self-contained HTML report."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 from html.parser import HTMLParser
@@ -190,6 +191,18 @@ def decode(uri: str) -> Image.Image:
     head, data = uri.split(",", 1)
     assert head in ("data:image/jpeg;base64", "data:image/png;base64")
     return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+def test_shared_normalisation_of_scores_without_a_common_unit_says_so():
+    shared = explanation("shared")
+    assert "forced" not in render.norm_caption("shared", shared)
+    unitless = dataclasses.replace(  # the whole head output: no relative strength
+        shared, maps=tuple(dataclasses.replace(m, relative=None) for m in shared.maps)
+    )
+    caption = render.norm_caption("shared", unitless)
+    assert caption.startswith(render.norm_caption("shared"))
+    assert "forced: this target's scores have no common unit across scales" in caption
+    assert "forced" not in render.norm_caption("per-map", unitless)
 
 
 def test_html_report_is_self_contained_with_images_and_metadata(image):

@@ -414,7 +414,7 @@ def explanation_heading(
     note = explanation.score_note or ""
     st.caption(
         f"{note[0].upper() + note[1:] if note else ''}. "
-        f"{render.norm_caption(explanation.norm).capitalize()}."
+        f"{render.norm_caption(explanation.norm, explanation).capitalize()}."
         + (
             " ★ marks the scale that predicted the detection."
             if explanation.own_scale is not None

@@ -181,7 +181,7 @@ def _claim(
         "target": explanation.target,
         "target_kind": explanation.target_kind,
         "norm": explanation.norm,
-        "norm_meaning": render.norm_caption(explanation.norm),
+        "norm_meaning": render.norm_caption(explanation.norm, explanation),
         "score_note": explanation.score_note,
         "scale_scores": list(explanation.scale_scores),
         "scale_labels": list(explanation.scale_labels),

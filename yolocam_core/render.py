@@ -207,9 +207,19 @@ def scores_line(explanation) -> str:
     return "score at every scale: " + " · ".join(parts)
 
 
-def norm_caption(norm: str) -> str:
-    """E.g. ``"normalisation: shared across scales: colours compare between scales"``."""
-    return f"normalisation: {NORM_TEXT.get(norm, norm)}"
+def norm_caption(norm: str, explanation=None) -> str:
+    """E.g. ``"normalisation: shared across scales: colours compare between scales"``.
+
+    With ``explanation``, shared maps of a target whose scores have no common unit
+    across scales (the whole head output, a box coordinate: no ``relative``) say so."""
+    text = f"normalisation: {NORM_TEXT.get(norm, norm)}"
+    maps = getattr(explanation, "maps", ())
+    if norm == "shared" and maps and all(m.relative is None for m in maps):
+        text += (
+            " (forced: this target's scores have no common unit across scales, so the "
+            "colours compare map values, not how much each scale explains)"
+        )
+    return text
 
 
 def _label_spots(box, size, image_size, gap: int) -> list[tuple[float, float]]:
@@ -601,7 +611,7 @@ def sheet(
     width = body.shape[1]
     rows = [
         text_block(text, width, line, centred=False),
-        text_block(norm_caption(explanation.norm), width, small, centred=False),
+        text_block(norm_caption(explanation.norm, explanation), width, small, centred=False),
         body,
     ]
     for words in (scores_line(explanation), getattr(explanation, "score_note", "")):

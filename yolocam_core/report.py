@@ -275,7 +275,7 @@ def html_report(
         ("Method", method_cell),
         ("Target", e(explanation.target)),
         ("Score", e(explanation.score_note or "")),
-        ("Normalisation", e(render.norm_caption(explanation.norm).split(": ", 1)[1])),
+        ("Normalisation", e(render.norm_caption(explanation.norm, explanation).split(": ", 1)[1])),
     ]
     if score_threshold is not None:
         thresholds = f"score ≥ {score_threshold:.2f}"
@@ -339,7 +339,7 @@ def html_report(
 <figcaption>{len(detections)} detection(s); the explained one highlighted</figcaption></figure>
 <div>{det_table}</div></div></section>
 <section><h2>Heatmaps by scale</h2>
-<p>{e(render.norm_caption(explanation.norm))}. {e(explanation.score_note or "")}</p>
+<p>{e(render.norm_caption(explanation.norm, explanation))}. {e(explanation.score_note or "")}</p>
 <div class="row">{"".join(figures)}</div></section>
 <footer>Made with yolocam {e(record["yolocam_version"])}. Red: where the chosen score rose
 most at that scale. A weak scale's map (its score under

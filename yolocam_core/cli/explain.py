@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {'':<20} {item['overlay']}")
         if len(result.maps) < len(result.scale_scores):  # the heads not shown, too
             print(f"  {render.scores_line(result)}")
-        print(f"  {render.norm_caption(result.norm)}")
+        print(f"  {render.norm_caption(result.norm, result)}")
         print(f"  sheet: {record['sheet']}")
     return EXIT_OK
 
