@@ -412,6 +412,11 @@ def test_batch_turns_special_files_into_error_rows_and_processes_the_rest(
     assert code == 1
     failed = {"fifo.jpg": MESSAGES["fifo.jpg"], "loop.jpg": MESSAGES["loop.jpg"]}
     failed["wide.png"] = MESSAGES["wide.png"]
+    notes = [line for line in err if line.startswith("yolocam: note: ")]
+    assert len(notes) == 1 and notes[0].startswith(
+        "yolocam: note: zz-after.png: This photo is only 1×1 px"
+    )
+    err = [line for line in err if line not in notes]
     assert len(err) == len(failed) + 1, err  # one line per failure, then the summary line
     for name, message in failed.items():
         assert any(line.startswith(f"{PREFIX}{name}: ") and message in line for line in err)
