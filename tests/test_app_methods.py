@@ -132,3 +132,40 @@ def test_method_labels_say_what_the_map_answers_for_the_target_kind():
     assert methods.method_label("gradcam", "class").endswith("(every instance lights up)")
     assert methods.method_label("seed", "seed").endswith("— the whole head output")
     assert methods.method_label("eigencam", "class").endswith("ignores the target")
+
+
+def test_an_interrupted_run_stops_its_d_rise_worker(monkeypatch):
+    """A widget change stops the script's run at its next element call (here: the
+    progress bar raising, as Streamlit's rerun does); the worker computing D-RISE must
+    stop at its next report, not finish for nobody while holding the slow slot."""
+    import threading
+    import time
+
+    from yolocam_app import views
+
+    class RerunError(Exception):
+        pass
+
+    class Bar:
+        def progress(self, *args, **kwargs):
+            raise RerunError
+
+        def empty(self):
+            pass
+
+    monkeypatch.setattr(views.st, "progress", lambda *args, **kwargs: Bar())
+    reported, stopped = [], threading.Event()
+
+    def work(progress):
+        try:
+            for done in range(1, 2001):
+                time.sleep(0.005)  # one batch of masks
+                progress(done, 2000)
+                reported.append(done)
+        finally:
+            stopped.set()
+
+    with pytest.raises(RerunError):
+        views.with_progress(work, lambda done, total: f"{done} of {total}")
+    assert stopped.wait(10)
+    assert len(reported) < 2000  # stopped part-way (it would take 10 s to finish)

@@ -102,6 +102,10 @@ def _view_copy(key: str, _image: np.ndarray) -> tuple[np.ndarray, float]:
     return small, small.shape[1] / _image.shape[1]
 
 
+class CancelledError(Exception):
+    """Raised in a :func:`with_progress` worker whose run was interrupted."""
+
+
 def with_progress(work, describe) -> object:
     """``work(progress)`` on a worker thread while this (the script's) thread draws a
     progress bar from what it reports, ``progress(done, total)``; its result, or its
@@ -109,13 +113,17 @@ def with_progress(work, describe) -> object:
 
     Streamlit calls stay on the script's thread and out of cached functions (whose
     element calls ``st.cache_data`` would replay). ``describe(done, total)`` is the
-    bar's text.
+    bar's text. If this run is interrupted (a widget changed), the worker's next
+    ``progress`` call raises :class:`CancelledError`, so its work stops there.
     """
     from streamlit.runtime.scriptrunner import add_script_run_ctx
 
     state = {"done": 0, "total": 0}
+    cancelled = threading.Event()
 
     def progress(done: int, total: int) -> None:
+        if cancelled.is_set():  # the run that asked for it is gone: stop, free the slot
+            raise CancelledError("the run that asked for this work was interrupted")
         state["done"], state["total"] = done, total
 
     def run() -> None:
@@ -126,11 +134,18 @@ def with_progress(work, describe) -> object:
 
     worker = add_script_run_ctx(threading.Thread(target=run, daemon=True))
     worker.start()
-    bar = st.progress(0.0, text=describe(0, 0))
-    while worker.is_alive():
-        worker.join(0.25)
-        done, total = state["done"], state["total"]
-        bar.progress(min(1.0, done / total) if total else 0.0, text=describe(done, total))
+    try:
+        bar = st.progress(0.0, text=describe(0, 0))
+        while worker.is_alive():
+            worker.join(0.25)
+            done, total = state["done"], state["total"]
+            bar.progress(min(1.0, done / total) if total else 0.0, text=describe(done, total))
+    except BaseException:
+        # A widget changed (Streamlit stops this run at its next element call) or the
+        # session closed: the worker stops at its next report instead of finishing a
+        # D-RISE nobody will see while holding the server's slow slot.
+        cancelled.set()
+        raise
     bar.empty()
     if "error" in state:
         raise state["error"]
