@@ -132,6 +132,21 @@ try:
             results[method] = with_progress(
                 lambda progress, method=method: measure(method, progress),
                 lambda done, total, title=title, what=what: masks_text(title, done, total, what),
+                key=(
+                    "faithfulness",
+                    settings.model_name,
+                    ctx.key,
+                    settings.score,
+                    settings.iou,
+                    settings.max_detections,
+                    spec.index,
+                    method,
+                    scales,
+                    int(steps),
+                    fill,
+                    sanity,
+                    methods.options_for(method),
+                ),
             )
 except YolocamError as exc:
     st.error(f"Cannot measure this detection: {exc}")

@@ -154,6 +154,7 @@ def test_an_interrupted_run_stops_its_d_rise_worker(monkeypatch):
             pass
 
     monkeypatch.setattr(views.st, "progress", lambda *args, **kwargs: Bar())
+    monkeypatch.setattr(views, "ORPHAN_GRACE_S", 0.2)
     reported, stopped = [], threading.Event()
 
     def work(progress):
@@ -169,3 +170,92 @@ def test_an_interrupted_run_stops_its_d_rise_worker(monkeypatch):
         views.with_progress(work, lambda done, total: f"{done} of {total}")
     assert stopped.wait(10)
     assert len(reported) < 2000  # stopped part-way (it would take 10 s to finish)
+
+
+def test_work_a_new_run_asks_for_again_goes_on_and_is_computed_once(monkeypatch):
+    """Choosing another detection (or scale, or colour map) during a D-RISE interrupts
+    the run, and the next run asks for the same cached work: it must find it going
+    (its worker waits on the cache's lock) instead of restarting it from zero; a run
+    asking for other work does not keep it alive."""
+    import threading
+    import time
+
+    from yolocam_app import views
+
+    class RerunError(Exception):
+        pass
+
+    class Bar:
+        def __init__(self, interrupt: bool):
+            self.interrupt = interrupt
+            self.shown = []
+
+        def progress(self, value, text=""):
+            if self.interrupt:
+                raise RerunError
+            self.shown.append(text)
+
+        def empty(self):
+            pass
+
+    bars = iter([Bar(True), Bar(False)])
+    monkeypatch.setattr(views.st, "progress", lambda *args, **kwargs: next(bars))
+    monkeypatch.setattr(views, "ORPHAN_GRACE_S", 0.5)
+    lock, cache, computed = threading.Lock(), {}, []
+
+    def cached(progress):  # as st.cache_data: one computation per key, others wait
+        with lock:
+            if "value" not in cache:
+                computed.append(1)
+                for done in range(1, 301):  # 3 s: well past the grace period
+                    time.sleep(0.01)
+                    progress(done, 300)
+                cache["value"] = "maps"
+            return cache["value"]
+
+    key = ("explain", "model", "image", "drise")
+    with pytest.raises(RerunError):
+        views.with_progress(cached, lambda done, total: f"{done} of {total}", key=key)
+    time.sleep(0.3)  # the next run starts within the grace period
+    assert views.with_progress(cached, lambda done, total: f"{done} of {total}", key=key)
+    assert computed == [1] and cache["value"] == "maps"
+    assert views._JOBS == {}  # nothing left behind
+
+    # Interrupted, and no run asks for the same work again: it stops part-way.
+    cache.clear()
+    computed.clear()
+    bars = iter([Bar(True)])
+    finished = threading.Event()
+
+    def watched(progress):
+        try:
+            return cached(progress)
+        finally:
+            finished.set()
+
+    with pytest.raises(RerunError):
+        views.with_progress(watched, lambda done, total: "", key=key)
+    assert finished.wait(10)
+    assert computed == [1] and "value" not in cache  # cancelled, nothing cached
+    time.sleep(0.1)
+    assert views._JOBS == {}
+
+
+def test_work_nobody_wants_gives_up_its_place_in_the_slot_queue():
+    """A cancelled D-RISE still waiting for the server's slow slot must not take it
+    (and run a batch) once the slot frees: ``check`` is polled while waiting."""
+    from yolocam_app import resources
+
+    calls = []
+
+    def check(done, total):
+        calls.append((done, total))
+        raise RuntimeError("nobody waits")
+
+    with resources.slow("first"):  # another session's D-RISE holds the slot
+        with pytest.raises(RuntimeError, match="nobody waits"):
+            with resources.slow("second", check):
+                pytest.fail("the slot was taken for work nobody wants")
+    assert calls == [(0, 0)]
+    with resources.slow("third"):  # every slot was given back
+        pass

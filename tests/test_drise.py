@@ -90,7 +90,7 @@ def test_explain_many_shares_the_masks_and_reports_progress():
     many = explainer.explain_many(
         IMAGE, [DetectionTarget(d) for d in dets], cam, progress=lambda *a: calls.append(a)
     )
-    assert calls == [(4, 10), (8, 10), (10, 10)]
+    assert calls == [(0, 10), (4, 10), (8, 10), (10, 10)]
     one = explainer.explain(IMAGE, DetectionTarget(dets[1]), cam)
     np.testing.assert_allclose(many[1].maps[0].grid_map, one.maps[0].grid_map, rtol=1e-6)
     assert many[0].method == "drise" and "10 masks" in many[0].maps[0].layer

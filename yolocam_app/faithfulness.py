@@ -98,7 +98,7 @@ def evaluate_method(
             randomised = _Reporting(
                 randomised, lambda done, total: _progress(total + done, 2 * total)
             )
-    with resources.work_slot(method, "measuring faithfulness"):
+    with resources.work_slot(method, "measuring faithfulness", _progress):
         result = evaluate_image(
             explainer,
             _image,

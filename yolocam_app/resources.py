@@ -73,12 +73,22 @@ MAX_DETECTIONS_LIMIT = 1000
 MAX_BATCH = 30
 
 
+#: While waiting for a slot, whether the work is still wanted is checked this often.
+SLOT_POLL_S = 0.5
+
+
 @contextlib.contextmanager
-def _held(slots: threading.BoundedSemaphore, busy: str) -> Iterator[None]:
+def _held(
+    slots: threading.BoundedSemaphore, busy: str, check: Callable[[int, int], None] | None = None
+) -> Iterator[None]:
     """Hold one of ``slots``; YolocamError(``busy``) when none frees up within
-    :data:`HEAVY_WAIT_S` seconds."""
-    if not slots.acquire(timeout=HEAVY_WAIT_S):
-        raise YolocamError(busy)
+    :data:`HEAVY_WAIT_S` seconds. While waiting, ``check(0, 0)`` (a progress callback)
+    is called every :data:`SLOT_POLL_S`: it raises to give up (nobody wants the work)."""
+    deadline = time.monotonic() + HEAVY_WAIT_S
+    while not slots.acquire(timeout=SLOT_POLL_S if check else HEAVY_WAIT_S):
+        if check is None or time.monotonic() >= deadline:
+            raise YolocamError(busy)
+        check(0, 0)
     try:
         yield
     finally:
@@ -86,7 +96,7 @@ def _held(slots: threading.BoundedSemaphore, busy: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def heavy(what: str = "this") -> Iterator[None]:
+def heavy(what: str = "this", check: Callable[[int, int], None] | None = None) -> Iterator[None]:
     """Hold one of the server's :data:`HEAVY_SLOTS` while computing.
 
     Raises:
@@ -96,7 +106,7 @@ def heavy(what: str = "this") -> Iterator[None]:
         f"the server is busy with other requests and could not start {what} within "
         f"{HEAVY_WAIT_S:.0f} s; try again in a minute"
     )
-    with _held(_HEAVY, busy):
+    with _held(_HEAVY, busy, check):
         yield
 
 
@@ -356,8 +366,9 @@ _SLOW = threading.BoundedSemaphore(SLOW_SLOTS)
 
 
 @contextlib.contextmanager
-def slow(what: str = "this") -> Iterator[None]:
-    """Hold the server's one slot for black-box work (then a heavy slot, :func:`heavy`).
+def slow(what: str = "this", check: Callable[[int, int], None] | None = None) -> Iterator[None]:
+    """Hold the server's one slot for black-box work (then a heavy slot, :func:`heavy`);
+    ``check`` as :func:`_held`'s.
 
     Raises:
         YolocamError: no slot within :data:`HEAVY_WAIT_S` seconds.
@@ -366,14 +377,14 @@ def slow(what: str = "this") -> Iterator[None]:
         f"another session is computing a slow (black-box) method and {what} could not "
         f"start within {HEAVY_WAIT_S:.0f} s; try again in a minute, or use fewer masks"
     )
-    with _held(_SLOW, busy), heavy(what):
+    with _held(_SLOW, busy, check), heavy(what, check):
         yield
 
 
-def work_slot(method: str, what: str):
+def work_slot(method: str, what: str, progress: Progress | None = None):
     """The slot a computation of ``method`` holds: :func:`slow` for black-box methods,
-    else :func:`heavy`."""
-    return slow(what) if is_black_box(method) else heavy(what)
+    else :func:`heavy`; while it waits, ``progress(0, 0)`` may give up (it raises)."""
+    return slow(what, progress) if is_black_box(method) else heavy(what, progress)
 
 
 def _explain_many(
@@ -459,7 +470,7 @@ def explain_compact(
         return _only_scales(every[target.index], scales)
     explainer = get_explainer(model_name)
     built = target.build(detections)
-    with work_slot(method, "explaining"):
+    with work_slot(method, "explaining", _progress):
         (result,) = _explain_many(
             explainer, _image, [built], method, options, computed, layers, norm, _progress
         )
@@ -489,7 +500,7 @@ def explain_detections(
     count = min(len(detections), MAX_BATCH)
     targets = [TargetSpec("detection", k, attribute).build(detections) for k in range(count)]
     explainer = get_explainer(model_name)  # outside the slot: loading takes its own
-    with work_slot(method, "explaining the detections"):
+    with work_slot(method, "explaining the detections", _progress):
         return _explain_many(
             explainer, _image, targets, method, options, scales, layers, norm, _progress
         )

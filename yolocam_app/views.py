@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,6 +47,27 @@ class Context:
     def detection_key(self) -> str:
         """Where the chosen detection of this image and model is remembered."""
         return f"target_detection:{self.settings.model_name}:{self.key[:12]}"
+
+    def work_key(self, target: TargetSpec, method: str) -> tuple:
+        """What a black-box explanation of ``target`` computes (for
+        :func:`with_progress`): every detection among the first
+        :data:`resources.MAX_BATCH` at every scale at once, so neither the detection
+        nor the scales shown are part of it."""
+        s = self.settings
+        single = target.kind != "detection" or target.index >= resources.MAX_BATCH
+        return (
+            "explain",
+            s.model_name,
+            self.key,
+            s.score,
+            s.iou,
+            s.max_detections,
+            method,
+            s.norm,
+            target.attribute,
+            methods.options_for(method),
+            target if single else None,
+        )
 
     def layers(self, scales: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
         """The expert layers chosen on the Model page for this model, for ``scales``."""
@@ -103,49 +125,99 @@ def _view_copy(key: str, _image: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 class CancelledError(Exception):
-    """Raised in a :func:`with_progress` worker whose run was interrupted."""
+    """Raised in a :func:`with_progress` worker that no run is waiting for any more."""
 
 
-def with_progress(work, describe) -> object:
+#: How long work that no run waits for goes on before it stops: a run interrupted by
+#: a widget change is followed by a new run that often asks for the same work (another
+#: detection or scale of the same D-RISE, another colour map), and must find it going.
+ORPHAN_GRACE_S = 3.0
+
+
+@dataclasses.dataclass
+class _Job:
+    """Work that runs (of any session) asked for under one key: how many of them wait
+    for it, since when none does, and its progress, which each of their bars shows."""
+
+    waiting: int = 0
+    workers: int = 0
+    orphaned_at: float | None = None
+    done: int = 0
+    total: int = 0
+
+
+_JOBS: dict[object, _Job] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def _join(key: object) -> _Job:
+    with _JOBS_LOCK:
+        job = _JOBS.setdefault(key, _Job())
+        job.waiting += 1
+        job.workers += 1
+        job.orphaned_at = None
+        return job
+
+
+def _leave(key: object, job: _Job, *, waiting: int = 0, workers: int = 0) -> None:
+    with _JOBS_LOCK:
+        job.waiting -= waiting
+        job.workers -= workers
+        if waiting and job.waiting == 0:
+            job.orphaned_at = time.monotonic()
+        if job.waiting == 0 and job.workers == 0 and _JOBS.get(key) is job:
+            del _JOBS[key]
+
+
+def with_progress(work, describe, key: object = None) -> object:
     """``work(progress)`` on a worker thread while this (the script's) thread draws a
     progress bar from what it reports, ``progress(done, total)``; its result, or its
     exception re-raised here.
 
     Streamlit calls stay on the script's thread and out of cached functions (whose
     element calls ``st.cache_data`` would replay). ``describe(done, total)`` is the
-    bar's text. If this run is interrupted (a widget changed), the worker's next
-    ``progress`` call raises :class:`CancelledError`, so its work stops there.
+    bar's text. ``key`` names the work (hashable; what its cache depends on): runs of
+    any session asking for the same key share one progress, and a later run's worker
+    waits for the earlier one's result through the cache. When no run has waited for
+    the key for :data:`ORPHAN_GRACE_S` seconds (every run that asked was interrupted
+    by a widget change or a closed session), the worker's next ``progress`` call
+    raises :class:`CancelledError`, so the work stops there and frees its slot.
     """
     from streamlit.runtime.scriptrunner import add_script_run_ctx
 
-    state = {"done": 0, "total": 0}
-    cancelled = threading.Event()
+    key = key if key is not None else object()  # no key: shared with nobody
+    job = _join(key)
+    state: dict[str, object] = {}
 
     def progress(done: int, total: int) -> None:
-        if cancelled.is_set():  # the run that asked for it is gone: stop, free the slot
-            raise CancelledError("the run that asked for this work was interrupted")
-        state["done"], state["total"] = done, total
+        with _JOBS_LOCK:
+            orphaned = job.orphaned_at
+            if orphaned is not None and time.monotonic() - orphaned > ORPHAN_GRACE_S:
+                raise CancelledError("no run waits for this work any more")
+            if total:  # (0, 0): a check while waiting for a slot
+                job.done, job.total = done, total
 
     def run() -> None:
         try:
             state["value"] = work(progress)
         except BaseException as exc:  # re-raised on the script's thread
             state["error"] = exc
+        finally:
+            _leave(key, job, workers=1)
 
     worker = add_script_run_ctx(threading.Thread(target=run, daemon=True))
     worker.start()
     try:
-        bar = st.progress(0.0, text=describe(0, 0))
+        bar = st.progress(0.0, text=describe(job.done, job.total))
         while worker.is_alive():
             worker.join(0.25)
-            done, total = state["done"], state["total"]
+            done, total = job.done, job.total
             bar.progress(min(1.0, done / total) if total else 0.0, text=describe(done, total))
-    except BaseException:
-        # A widget changed (Streamlit stops this run at its next element call) or the
-        # session closed: the worker stops at its next report instead of finishing a
-        # D-RISE nobody will see while holding the server's slow slot.
-        cancelled.set()
-        raise
+    finally:
+        # Also when a widget changed (Streamlit stops this run at its next element
+        # call) or the session closed: if no other run takes the work up, it stops at
+        # its next report instead of finishing for nobody while holding a slot.
+        _leave(key, job, waiting=1)
     bar.empty()
     if "error" in state:
         raise state["error"]
@@ -171,6 +243,7 @@ def explain_shown(
     return with_progress(
         lambda progress: ctx.explain(target, method, scales, batch, progress=progress),
         lambda done, total: masks_text(title, done, total),
+        key=ctx.work_key(target, method),
     )
 
 

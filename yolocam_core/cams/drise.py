@@ -202,7 +202,8 @@ class DRise(CamMethod):
             explainer: the model's explainer (its compiled D-RISE function is cached).
             fwd: the image's forward pass (for the detections' class vectors).
             detections: D detections of that image.
-            progress: called as ``progress(masks_done, masks_total)`` after each batch.
+            progress: called as ``progress(masks_done, masks_total)`` before the first
+                batch (0 done) and after each batch; it may raise to stop the work.
 
         Returns:
             :class:`DRiseMaps`.
@@ -219,6 +220,8 @@ class DRise(CamMethod):
 
         tensor = tf.constant(fwd.tensor)
         boxes_t, probs_t = tf.constant(boxes), tf.constant(probs)
+        if progress is not None:  # before the first batch: a caller may stop here
+            progress(0, self.masks)
         for start in range(0, self.masks, self.batch_size):
             stop = min(start + self.batch_size, self.masks)
             masks = self.masks_for(grids[start:stop], shifts[start:stop], cell, (in_h, in_w))
