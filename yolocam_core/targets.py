@@ -43,6 +43,10 @@ class ScoreContext:
     scores: np.ndarray | None = None
 
 
+#: A prediction matches a detected box at another scale when their IoU is at least
+#: this (PASCAL VOC's criterion; above the default NMS threshold, 0.45).
+MATCH_IOU = 0.5
+
 #: Which part of a prediction a :class:`DetectionTarget` explains: ``"score"``
 #: (objectness × class probability), ``"objectness"``, or one coordinate of the decoded
 #: box, ``"x"``, ``"y"`` (centre) ``"w"``, ``"h"`` (size), in network-input pixels.
@@ -298,13 +302,18 @@ class DetectionTarget(Target):
     that scales are compared on the same object and in the same unit, it is the one
     prediction there that best matches the box: among the anchors of the cells whose
     centres lie inside the box (or, for a box smaller than a cell, the cell that holds
-    the box centre), the one with the highest IoU with the box × score for the
-    detection's class. Its score and objectness count times that IoU (a constant: no
-    gradient flows through it), so a confident prediction of another object counts
-    little; its coordinates count as they are. At the own scale this rule picks the
-    detection itself (its IoU is 1, and NMS kept it over any higher-scoring overlap).
-    A sum over the box's cells, used before, gave a large object's other scales more
-    than its own (1.36 against 0.965 for a cow).
+    the box centre), those that match it (IoU ≥ :data:`MATCH_IOU`, PASCAL VOC's
+    criterion), and among them the one with the highest IoU × score for the
+    detection's class; when none matches, the one that overlaps the box most (so a
+    confident prediction of a neighbouring object never stands in for this box). Its
+    score and objectness count times that IoU (a constant: no gradient flows through
+    it); its coordinates count as they are. The own scale's score is usually the top
+    one: with NMS at an IoU threshold under :data:`MATCH_IOU` (the default 0.45), a
+    matching prediction that scored higher would normally have suppressed the
+    detection (not when a third box suppressed it first, nor when the best overlap
+    elsewhere is under 0.5 and scores higher). A sum over
+    the box's cells, used before, gave a large object's other scales more than its
+    own (1.36 against 0.965 for a cow).
 
     Args:
         detection: from :meth:`Detector.detect`.
@@ -344,16 +353,33 @@ class DetectionTarget(Target):
 
     def best_match(self, ctx: ScoreContext) -> tuple[int, int, int]:
         """(row, col, anchor) of the prediction at ``ctx``'s scale that best matches the
-        box: the highest IoU with it × score for its class among the cells inside it
-        (:meth:`cell_weights`); by IoU alone when ``ctx.scores`` is None."""
-        match = self.cell_weights(ctx)
-        if ctx.scores is not None:
-            match = match * ctx.scores[..., self.detection.class_id]
+        box, always at a cell inside it: among the predictions there with IoU ≥
+        :data:`MATCH_IOU`, the highest IoU × score for its class (by IoU alone when
+        ``ctx.scores`` is None); when none matches, the highest IoU; when none overlaps
+        the box at all, the highest class score inside it."""
+        inside, iou = self._inside_and_iou(ctx)
+        iou = np.where(inside[:, :, None], iou, 0.0)
+        scores = None if ctx.scores is None else ctx.scores[..., self.detection.class_id]
+        matching = iou >= MATCH_IOU
+        if matching.any():
+            match = iou if scores is None else iou * scores
+            match = np.where(matching, match, -1.0)
+        elif iou.max() > 0:
+            match = iou
+        else:  # no prediction overlaps the box: one inside it, which counts 0
+            rank = np.zeros_like(iou) if scores is None else scores
+            match = np.where(inside[:, :, None], rank, -1.0)
         row, col, anchor = np.unravel_index(int(np.argmax(match)), match.shape)
         return int(row), int(col), int(anchor)
 
     def cell_weights(self, ctx: ScoreContext) -> np.ndarray:
         """(h, w, A) weights: IoU with the box at cells inside it, 0 elsewhere."""
+        inside, iou = self._inside_and_iou(ctx)
+        return (iou * inside[:, :, None]).astype(np.float32)
+
+    def _inside_and_iou(self, ctx: ScoreContext) -> tuple[np.ndarray, np.ndarray]:
+        """(h, w) bool, the cells whose centres lie inside the box (and the cell that
+        holds its centre); (h, w, A) the IoU of each prediction's box with it."""
         in_h, in_w = ctx.input_size
         grid_h, grid_w = ctx.head.grid
         x1, y1, x2, y2 = ctx.letterbox.to_network(np.array([self.detection.box_xyxy]))[0]
@@ -372,8 +398,7 @@ class DetectionTarget(Target):
         ih = np.clip(np.minimum(py2, y2) - np.maximum(py1, y1), 0, None)
         inter = iw * ih
         union = pred[..., 2] * pred[..., 3] + (x2 - x1) * (y2 - y1) - inter
-        iou = inter / np.maximum(union, 1e-12)
-        return (iou * inside[:, :, None]).astype(np.float32)
+        return inside, inter / np.maximum(union, 1e-12)
 
     def label(self, class_names) -> str:
         det = self.detection
@@ -384,8 +409,9 @@ class DetectionTarget(Target):
         what = ATTRIBUTE_NOTES[self.attribute]
         return (
             f"score: at the detection's own scale, its {what}; at the other scales, the "
-            "same for the one prediction there that best matches the box (highest IoU × "
-            "class score among the cells inside it)"
+            "same for the one prediction there that best matches the box (among the cells "
+            "inside it, the highest IoU × class score of those with IoU ≥ 0.5, else the "
+            "highest IoU)"
             + ("" if self.attribute in BOX_ATTRIBUTES else ", times its IoU with the box")
         )
 
