@@ -104,9 +104,12 @@ def measure(method: str, progress=None):
 results = {}
 try:
     fast_measured = [m for m in methods_measured if not methods.is_black_box(m)]
+    slow_measured = [m for m in methods_measured if methods.is_black_box(m)]
     # One spinner per step, saying which of how many (shown only when a step is not
-    # cached): the random baseline, then each gradient method.
-    steps_total = len(fast_measured) + 1
+    # cached): the random baseline, then each gradient method, then each black box
+    # (with its progress bar).
+    baseline_steps = 1 if fast_measured else 0  # a black box's curves bring their own
+    steps_total = baseline_steps + len(fast_measured) + len(slow_measured)
     if fast_measured:
         with st.spinner(f"Measuring a random map's curves (1 of {steps_total})…"):
             faithfulness.baseline(
@@ -121,33 +124,33 @@ try:
                 int(steps),
                 fill,
             )
-    for k, method in enumerate(fast_measured, start=2):
+    for k, method in enumerate(fast_measured, start=baseline_steps + 1):
         what = f"{methods.title(method)} at {len(scales)} scales"
         with st.spinner(f"Measuring {what} ({k} of {steps_total})…"):
             results[method] = measure(method)
-    for method in methods_measured:
-        if methods.is_black_box(method):
-            title = methods.title(method)
-            what = "the model, then its randomised copy" if sanity else ""
-            results[method] = with_progress(
-                lambda progress, method=method: measure(method, progress),
-                lambda done, total, title=title, what=what: masks_text(title, done, total, what),
-                key=(
-                    "faithfulness",
-                    settings.model_name,
-                    ctx.key,
-                    settings.score,
-                    settings.iou,
-                    settings.max_detections,
-                    spec.index,
-                    method,
-                    scales,
-                    int(steps),
-                    fill,
-                    sanity,
-                    methods.options_for(method),
-                ),
-            )
+    for k, method in enumerate(slow_measured, start=baseline_steps + len(fast_measured) + 1):
+        title = methods.title(method)
+        step = f"{k} of {steps_total}"
+        what = f"the model, then its randomised copy; {step}" if sanity else step
+        results[method] = with_progress(
+            lambda progress, method=method: measure(method, progress),
+            lambda done, total, title=title, what=what: masks_text(title, done, total, what),
+            key=(
+                "faithfulness",
+                settings.model_name,
+                ctx.key,
+                settings.score,
+                settings.iou,
+                settings.max_detections,
+                spec.index,
+                method,
+                scales,
+                int(steps),
+                fill,
+                sanity,
+                methods.options_for(method),
+            ),
+        )
 except YolocamError as exc:
     st.error(f"Cannot measure this detection: {exc}")
     st.stop()

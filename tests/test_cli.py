@@ -162,6 +162,12 @@ def test_a_class_the_photo_has_none_of_is_explained_with_a_note(capsys, samples,
     assert "no giraffe detected at score ≥ 0.25; the maps show what raises the giraffe" in err
     code, _, err = run(capsys, "explain", image, "--target", "class:bus", *args)
     assert code == 0 and "detected at score" not in err
+    # the bus is found but cut by the cap: the note says so, not "no bus detected"
+    code, _, err = run(
+        capsys, "explain", image, "--target", "class:bus", "--max-detections", "1", *args
+    )
+    assert code == 0, err
+    assert "no bus among the 1 detections kept (--max-detections) at score ≥ 0.25" in err
 
 
 def test_explain_class_and_seed_with_one_scale(capsys, samples, tmp_path):

@@ -198,6 +198,11 @@ def test_a_header_beyond_pillow_s_own_limit_gets_the_same_message():
     message = str(info.value)
     assert "400,000,000 pixels is more than the" in message and "downscale" in message
     assert "DOS" not in message  # not Pillow's text
+    # A higher max_pixels does not lift Pillow's own limit: the message names that one.
+    with pytest.raises(ImageError) as info:
+        load_image(png, max_pixels=500_000_000)
+    pillow = 2 * Image.MAX_IMAGE_PIXELS
+    assert f"more than the {pillow:,} allowed" in str(info.value)
 
 
 def _float_tiff(values: np.ndarray) -> bytes:

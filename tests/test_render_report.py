@@ -196,13 +196,19 @@ def decode(uri: str) -> Image.Image:
 def test_shared_normalisation_of_scores_without_a_common_unit_says_so():
     shared = explanation("shared")
     assert "forced" not in render.norm_caption("shared", shared)
-    unitless = dataclasses.replace(  # the whole head output: no relative strength
+    for unitless in (
+        dataclasses.replace(shared, target_kind="seed"),  # the whole head output
+        dataclasses.replace(shared, attribute="w"),  # a box coordinate
+    ):
+        caption = render.norm_caption("shared", unitless)
+        assert caption.startswith(render.norm_caption("shared"))
+        assert "forced: this target's scores have no common unit across scales" in caption
+        assert "forced" not in render.norm_caption("per-map", unitless)
+    # scores that all came out 0 (no relative strength) still share a unit
+    zeros = dataclasses.replace(
         shared, maps=tuple(dataclasses.replace(m, relative=None) for m in shared.maps)
     )
-    caption = render.norm_caption("shared", unitless)
-    assert caption.startswith(render.norm_caption("shared"))
-    assert "forced: this target's scores have no common unit across scales" in caption
-    assert "forced" not in render.norm_caption("per-map", unitless)
+    assert "forced" not in render.norm_caption("shared", zeros)
 
 
 def test_html_report_is_self_contained_with_images_and_metadata(image):

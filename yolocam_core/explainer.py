@@ -172,6 +172,8 @@ class Explanation:
         image_size: (height, width) of the explained image.
         maps: one :class:`ScaleMap` per explained scale.
         target_kind: ``"detection"``, ``"class"`` or ``"seed"``.
+        attribute: which part of the predictions is explained (``"score"``,
+            ``"objectness"`` or a box coordinate, :data:`targets.ATTRIBUTES`).
         score_note: what "score" means for this target (see :meth:`Target.score_note`).
         scale_scores: the target's score at every head of the model (explained or
             not), by head index.
@@ -193,6 +195,14 @@ class Explanation:
     scale_labels: tuple[str, ...] = ()
     own_scale: int | None = None
     range_maps: tuple[np.ndarray, ...] = ()
+    attribute: str = "score"
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the scales' scores share a unit (a probability or a sum of them),
+        as :attr:`targets.Target.comparable`: not for the whole head output or a box
+        coordinate."""
+        return self.target_kind != "seed" and self.attribute in ("score", "objectness")
 
     @property
     def weak_scales(self) -> tuple[int, ...]:
@@ -1044,6 +1054,7 @@ class Explainer:
             image_size=fwd.image.shape[:2],
             maps=maps,
             target_kind=target.kind,
+            attribute=target.attribute,
             score_note=target.score_note(),
             scale_scores=tuple(float(v) for v in scale_scores),
             scale_labels=tuple(h.label for h in self.detector.heads),

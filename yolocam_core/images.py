@@ -97,10 +97,13 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
         raise ImageError(f"{name}: not an image file Pillow can read{hint}") from None
     except Image.DecompressionBombError as exc:
         # Pillow refuses before the size check above can run: the same message.
+        # Pillow's own limit (twice MAX_IMAGE_PIXELS) applies even when max_pixels is
+        # higher: name the one that refused.
         found = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = f"{int(found.group(1)):,} pixels is" if found else "it has"
+        allowed = min(max_pixels, 2 * int(Image.MAX_IMAGE_PIXELS or max_pixels))
         raise ImageError(
-            f"{name}: {pixels} more than the {max_pixels:,} allowed; downscale the image first"
+            f"{name}: {pixels} more than the {allowed:,} allowed; downscale the image first"
         ) from None
     except MemoryError:
         raise ImageError(f"{name}: not enough memory to decode the image") from None

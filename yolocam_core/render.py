@@ -211,10 +211,9 @@ def norm_caption(norm: str, explanation=None) -> str:
     """E.g. ``"normalisation: shared across scales: colours compare between scales"``.
 
     With ``explanation``, shared maps of a target whose scores have no common unit
-    across scales (the whole head output, a box coordinate: no ``relative``) say so."""
+    across scales (the whole head output, a box coordinate) say so."""
     text = f"normalisation: {NORM_TEXT.get(norm, norm)}"
-    maps = getattr(explanation, "maps", ())
-    if norm == "shared" and maps and all(m.relative is None for m in maps):
+    if norm == "shared" and explanation is not None and not explanation.comparable:
         text += (
             " (forced: this target's scores have no common unit across scales, so the "
             "colours compare map values, not how much each scale explains)"

@@ -101,8 +101,13 @@ def explain_image(args: argparse.Namespace, scales: tuple[int, ...] | None) -> E
         raise for_option(exc, "--target") from None
     if target_spec.kind == "class" and all(d.class_id != target_spec.index for d in detections):
         name = detector.class_names[target_spec.index]
+        where = (
+            f"among the {len(detections)} detections kept (--max-detections)"
+            if detections.capped
+            else "detected"
+        )
         note(
-            f"{shown(args.image)}: no {name} detected at score ≥ {args.score:.2f}; the maps "
+            f"{shown(args.image)}: no {name} {where} at score ≥ {args.score:.2f}; the maps "
             f"show what raises the {name} score anyway"
         )
     cam = cam_method(method, args)
