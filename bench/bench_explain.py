@@ -21,13 +21,15 @@ shared machine hits all alike), and the medians compared:
         image from the same masks, against as many single compiled forwards (a):
         timed in 10 interleaved chunks (a tenth of the masks, with its own seed, then
         a tenth of the forwards), so that load hits both alike; the D-RISE time
-        includes its per-call set-up ten times.
+        includes its per-call set-up ten times. At the default precision (``auto``:
+        bfloat16 forwards on a CPU with native bfloat16, else float32), and beside it
+        (h32) in float32.
 
 Goals: b/a <= 2, c/a <= 3, d/b >= 10, f/a <= 1.5, g/a <= 2, g20/a <= 2, h/(N·a) <= 0.5.
 
 Usage:
     .venv/bin/python bench/bench_explain.py [--repeats 15] [--warmup 3] [--profile]
-        [--drise-masks 1000] [--drise-batch 4]
+        [--drise-masks 1000] [--drise-batch N]
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from machine import cpu_model
 
 from yolocam_core import load_detector, load_image, sample_images
 from yolocam_core.cams import DRise
+from yolocam_core.cams.drise import DEFAULT_BATCH
 from yolocam_core.explainer import Explainer
 from yolocam_core.targets import ClassTarget, DetectionTarget, ScoreContext, weighted_score
 
@@ -73,7 +76,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (3)")
     parser.add_argument("--profile", action="store_true", help="cProfile b and c afterwards")
     parser.add_argument("--drise-masks", type=int, default=1000, help="D-RISE masks (1000)")
-    parser.add_argument("--drise-batch", type=int, default=4, help="D-RISE batch size (4)")
+    parser.add_argument(
+        "--drise-batch", type=int, default=None, help="D-RISE batch size (by precision)"
+    )
     args = parser.parse_args()
 
     import warnings
@@ -160,19 +165,24 @@ def main() -> None:
             times[key].append(time.perf_counter() - start)
     med = {key: statistics.median(values) * 1000 for key, values in times.items()}
 
-    # h: D-RISE against as many single compiled forwards, in interleaved chunks
+    # h: D-RISE against as many single compiled forwards, in interleaved chunks; the
+    # default precision (auto: bfloat16 where the CPU does it natively) and float32
+    precisions = {"auto": DRise().resolved_precision(), "float32": "float32"}
     chunk = max(1, args.drise_masks // 10)
-    DRise(masks=args.drise_batch, batch_size=args.drise_batch).saliency(
-        explainer, fwd, dets
-    )  # compile
-    drise_s = single_s = 0.0
+    for precision in precisions:  # compile
+        DRise(masks=16, batch_size=args.drise_batch, precision=precision).saliency(
+            explainer, fwd, dets
+        )
+    drise_s = dict.fromkeys(precisions, 0.0)
+    single_s = 0.0
     done = 0
     while done < args.drise_masks:
         n = min(chunk, args.drise_masks - done)
-        cam = DRise(masks=n, seed=done, batch_size=args.drise_batch)
-        start = time.perf_counter()
-        cam.saliency(explainer, fwd, dets)
-        drise_s += time.perf_counter() - start
+        for precision in precisions:
+            cam = DRise(masks=n, seed=done, batch_size=args.drise_batch, precision=precision)
+            start = time.perf_counter()
+            cam.saliency(explainer, fwd, dets)
+            drise_s[precision] += time.perf_counter() - start
         start = time.perf_counter()
         for _ in range(n):
             detector.predict(tensor)
@@ -196,10 +206,13 @@ def main() -> None:
             f"{key:<5}{label:<44}{med[key]:>10.1f}"
             f"{min(values) * 1000:>9.1f}{max(values) * 1000:>9.1f}"
         )
+    auto = precisions["auto"]
+    batch = {p: args.drise_batch or DEFAULT_BATCH[p] for p in ("float32", auto)}
     print(
-        f"h    D-RISE {args.drise_masks} masks (batch {args.drise_batch}), "
-        f"{len(dets)} detections: {drise_s:.1f} s; {args.drise_masks} single compiled "
-        f"forwards: {single_s:.1f} s ({single_s / args.drise_masks * 1000:.1f} ms each)"
+        f"h    D-RISE {args.drise_masks} masks, {len(dets)} detections: default precision "
+        f"{auto} (batch {batch[auto]}) {drise_s['auto']:.1f} s, float32 (batch "
+        f"{batch['float32']}) {drise_s['float32']:.1f} s; {args.drise_masks} single "
+        f"compiled forwards: {single_s:.1f} s ({single_s / args.drise_masks * 1000:.1f} ms each)"
     )
     print("ratios (medians):")
     rows = [
@@ -212,7 +225,8 @@ def main() -> None:
         ("f/a", med["f"] / med["a"], "goal <= 1.5"),
         ("g/a", med["g"] / med["a"], "goal <= 2"),
         ("g20/a", med["g20"] / med["a"], "goal <= 2"),
-        ("h/Na", drise_s / single_s, "goal <= 0.5 (batching must pay)"),
+        ("h/Na", drise_s["auto"] / single_s, "goal <= 0.5 (batching must pay)"),
+        ("h32/Na", drise_s["float32"] / single_s, "D-RISE in float32"),
     ]
     for name, value, goal in rows:
         verdict = ""

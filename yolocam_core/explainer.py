@@ -975,7 +975,8 @@ class Explainer:
     def _black_box_maps(self, cam, fwd, targets, scales, per_target, progress) -> None:
         """D-RISE maps (per head) of every target, from one set of masks."""
         result = cam.saliency(self, fwd, [t.detection for t in targets], progress)
-        label = f"input ({cam.describe()})"
+        precision = "" if result.precision == "float32" else f", {result.precision} forwards"
+        label = f"input ({cam.describe()}{precision})"
         for i in range(len(targets)):
             for scale in scales:
                 per_target[i].append((scale, label, result.per_head[i, scale]))

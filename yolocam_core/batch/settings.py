@@ -133,6 +133,7 @@ class BatchSettings:
         max_detections: at most this many detections per image, the highest-scoring
             (``detections.json`` has a ``note`` when more were found).
         drise_masks, drise_seed: D-RISE's masks and their seed (method ``drise``).
+        drise_precision: its masked forwards' arithmetic (``DRise(precision=…)``).
     """
 
     model: ModelSpec = field(default_factory=_default_model)
@@ -150,6 +151,7 @@ class BatchSettings:
     max_detections: int = 300
     drise_masks: int = 1000
     drise_seed: int = 0
+    drise_precision: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.model, (str, os.PathLike)):
@@ -196,13 +198,16 @@ class BatchSettings:
 
     def method_for(self, method: str, kinds: Sequence[str] = ("detection",)) -> str | CamMethod:
         """The method to explain targets of these kinds with: ``auto`` resolved, and
-        for ``drise`` a ``DRise`` with :attr:`drise_masks` and :attr:`drise_seed`."""
+        for ``drise`` a ``DRise`` with :attr:`drise_masks`, :attr:`drise_seed` and
+        :attr:`drise_precision`."""
         from yolocam_core.cams import DRise, default_method
 
         if method == "auto":
             return default_method(kinds)
         if method == "drise":
-            return DRise(masks=self.drise_masks, seed=self.drise_seed)
+            return DRise(
+                masks=self.drise_masks, seed=self.drise_seed, precision=self.drise_precision
+            )
         return method
 
     def fingerprint(self) -> str:
@@ -220,7 +225,12 @@ class BatchSettings:
 
 
 #: Fields added after FORMAT_VERSION 2, left out of the fingerprint at these values.
-_LATER_FIELDS = {"max_detections": 300, "drise_masks": 1000, "drise_seed": 0}
+_LATER_FIELDS = {
+    "max_detections": 300,
+    "drise_masks": 1000,
+    "drise_seed": 0,
+    "drise_precision": "auto",
+}
 
 
 @dataclass(frozen=True)

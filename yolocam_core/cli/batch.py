@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         max_detections=args.max_detections,
         drise_masks=DEFAULT_MASKS if args.masks is None else args.masks,
         drise_seed=args.drise_seed or 0,
+        drise_precision=args.drise_precision or "auto",
     )
     report = run_batch(
         args.input_dir,

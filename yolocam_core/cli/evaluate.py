@@ -131,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
     from yolocam_core.targets import DetectionTarget
 
     methods = tuple(resolve_method(m, ["detection"]) for m in parse_methods(args.methods))
-    if args.drise_seed is not None and "drise" not in methods and not args.no_drise:
-        methods_for_check = (*methods, "drise")  # the seed also seeds the reference
+    reference_options = args.drise_seed is not None or args.drise_precision is not None
+    if reference_options and "drise" not in methods and not args.no_drise:
+        methods_for_check = (*methods, "drise")  # they also shape the reference
     else:
         methods_for_check = methods
     check_drise_options(args, methods_for_check)

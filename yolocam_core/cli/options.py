@@ -370,8 +370,9 @@ def add_method_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_drise_options(parser: argparse.ArgumentParser) -> None:
-    """``--masks`` and ``--drise-seed`` (every command that can run ``drise``)."""
-    from yolocam_core.cams.drise import MAX_MASKS
+    """``--masks``, ``--drise-seed`` and ``--drise-precision`` (every command that can
+    run ``drise``)."""
+    from yolocam_core.cams.drise import MAX_MASKS, PRECISIONS
 
     group = parser.add_argument_group("D-RISE (with method drise)")
     group.add_argument(
@@ -388,6 +389,14 @@ def add_drise_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SEED",
         help="seed of the random masks: the same seed gives the same maps (default 0)",
+    )
+    group.add_argument(
+        "--drise-precision",
+        choices=PRECISIONS,
+        default=None,
+        help="the masked forwards' arithmetic: auto (default) is bfloat16 on a CPU that "
+        "computes it natively (Intel AMX or AVX512-BF16: about 4× faster, maps ranked "
+        "alike), else float32",
     )
 
 
@@ -419,15 +428,19 @@ def add_explain_options(parser: argparse.ArgumentParser) -> None:
 
 
 def check_drise_options(args: argparse.Namespace, methods: Sequence[str]) -> None:
-    """Refuse ``--masks``/``--drise-seed`` when no D-RISE map is made (a typo or a
-    forgotten ``--method drise``: the user expects them to matter).
+    """Refuse ``--masks``/``--drise-seed``/``--drise-precision`` when no D-RISE map is
+    made (a typo or a forgotten ``--method drise``: the user expects them to matter).
 
     Raises:
         YolocamError: one of them given without ``drise`` among ``methods``.
     """
     given = [
         option
-        for option, value in (("--masks", args.masks), ("--drise-seed", args.drise_seed))
+        for option, value in (
+            ("--masks", args.masks),
+            ("--drise-seed", args.drise_seed),
+            ("--drise-precision", args.drise_precision),
+        )
         if value is not None
     ]
     if given and "drise" not in methods:
@@ -439,14 +452,19 @@ def check_drise_options(args: argparse.Namespace, methods: Sequence[str]) -> Non
 
 def cam_method(name: str, args: argparse.Namespace, masks: int | None = None):
     """The method to hand the library: ``name``, or for ``drise`` a ``DRise`` with
-    ``masks`` (default: ``--masks``, else :data:`DEFAULT_MASKS`) and ``--drise-seed``."""
+    ``masks`` (default: ``--masks``, else :data:`DEFAULT_MASKS`), ``--drise-seed``
+    and ``--drise-precision``."""
     if name != "drise":
         return name
     from yolocam_core.cams import DRise
 
     if masks is None:
         masks = DEFAULT_MASKS if args.masks is None else args.masks
-    return DRise(masks=masks, seed=0 if args.drise_seed is None else args.drise_seed)
+    return DRise(
+        masks=masks,
+        seed=0 if args.drise_seed is None else args.drise_seed,
+        precision=args.drise_precision or "auto",
+    )
 
 
 def resolve_method(name: str, kinds: Sequence[str]) -> str:
