@@ -174,3 +174,18 @@ def test_bfloat16_maps_of_the_default_model_rank_like_float32(detector, sample_r
         for s in range(len(detector.heads)):
             a, b = exact.per_head[d, s].ravel(), rounded.per_head[d, s].ravel()
             assert spearmanr(a, b)[0] >= 0.99, (d, s)
+
+
+def test_no_bfloat16_copy_of_a_model_too_large(monkeypatch):
+    """The copy holds its own weights: past the cap, auto falls back to float32 and an
+    explicit bfloat16 is refused with the reason."""
+    from yolocam_core.cams import drise
+
+    monkeypatch.setattr(drise, "BFLOAT16_COPY_MAX_PARAMS", 1)
+    monkeypatch.setattr(drise, "native_bfloat16", lambda: True)
+    explainer = Explainer(hand_detector())
+    fwd = explainer.forward(IMAGE)
+    dets = [detection_at(1, 1)]
+    assert DRise(masks=4, grid=2).saliency(explainer, fwd, dets).precision == "float32"
+    with pytest.raises(YolocamError, match="parameters; a bfloat16 copy"):
+        DRise(masks=4, grid=2, precision="bfloat16").saliency(explainer, fwd, dets)

@@ -35,6 +35,9 @@ JIT_COMPILE = True
 #: image in bfloat16 against 21.7 ms in float32 (one batch-1 forward: 37 ms); raw head
 #: outputs correlate at 0.9998 with float32's. Elsewhere bfloat16 is emulated (slower).
 PRECISIONS = ("auto", "float32", "bfloat16")
+#: Largest model (parameters) given a bfloat16 copy: the copy holds its own float32
+#: variables (yolov4-tiny: 6 million, 24 MB; YOLOv3: 62 million, 248 MB).
+BFLOAT16_COPY_MAX_PARAMS = 80_000_000
 #: Masked images per forward when ``batch_size`` is not given, by precision (float32
 #: goes through XLA, :data:`JIT_COMPILE`; bfloat16 through oneDNN, which XLA bypasses).
 DEFAULT_BATCH = {"float32": 4, "bfloat16": 16}
@@ -367,8 +370,16 @@ def bfloat16_copy(model):
     from the model's own configuration (no file is read, no code run).
 
     Raises:
-        YolocamError: the model cannot be rebuilt so (a layer without a dtype policy).
+        YolocamError: the model cannot be rebuilt so (a layer without a dtype policy),
+            or has more than :data:`BFLOAT16_COPY_MAX_PARAMS` parameters (the copy
+            holds its own float32 variables).
     """
+    params = model.count_params()
+    if params > BFLOAT16_COPY_MAX_PARAMS:
+        raise YolocamError(
+            f"this model has {params:,} parameters; a bfloat16 copy is made for at most "
+            f"{BFLOAT16_COPY_MAX_PARAMS:,} (it holds its own weights): use float32"
+        )
     config = model.get_config()
     found = _set_dtype_policies(config, "mixed_bfloat16")
     if not found:
