@@ -437,3 +437,26 @@ def test_the_settings_hold_the_model_spec_and_its_files_stamp_the_fingerprint(
     assert BatchSettings(model=spec.replace(input_size=(320, 320))).fingerprint() != stamped
     Path("names.txt").write_text("cat\ndog\nbird\n")  # another file: other settings
     assert BatchSettings(model=spec).fingerprint() != stamped
+
+
+def test_available_cpus_follow_a_container_s_cpu_quota(tmp_path):
+    """A cgroup quota (docker --cpus 1.5) caps the CPUs batch workers are counted from,
+    rounded up; no quota ('max', or none readable) leaves the affinity mask's count."""
+    import os
+
+    from yolocam_core.runtime import available_cpus
+
+    mask = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert available_cpus(tmp_path) == min(mask, 2)
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == mask
+    (tmp_path / "cpu.max").unlink()
+    v1 = tmp_path / "cpu"
+    v1.mkdir()
+    (v1 / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path) == 1
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert available_cpus(tmp_path) == mask
+    assert available_cpus(tmp_path / "missing") == mask
