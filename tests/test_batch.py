@@ -346,6 +346,7 @@ def test_notes_of_a_photo_the_network_sees_badly_are_kept_and_said(folder, tmp_p
     assert notes["band.jpg"].startswith(band)
     left_out = json.loads((image_dir(tmp_path / "out", "bus.jpg") / "detections.json").read_text())
     assert left_out["note"] and "image_note" not in left_out
+    assert left_out["max_detections"] == 1  # what made the list, as detect --json says
     assert notes["bus.jpg"] == left_out["note"]  # bus: more than one detection, one kept
     assert (
         json.loads((image_dir(tmp_path / "out", "band.jpg") / "detections.json").read_text())[

@@ -28,7 +28,7 @@ def test_detect_json_schema(capsys, samples):
     bus = report[0]
     assert (bus["width"], bus["height"]) == (810, 1080)
     # What made these detections, as a batch's detections.json says it.
-    assert bus["model"] == "yolov4-tiny" and "note" not in bus
+    assert bus["model"] == "yolov4-tiny" and "note" not in bus and "image_note" not in bus
     assert (bus["score_threshold"], bus["iou_threshold"], bus["max_detections"]) == (
         0.25,
         0.45,
@@ -494,3 +494,17 @@ def test_evaluate_drise_with_its_options(capsys, samples):
     assert code == 0, err
     rows = json.loads(out)["rows"]
     assert len(rows) == 1 and rows[0]["method"] == "drise"
+
+
+def test_detect_json_names_a_photo_the_network_sees_badly(capsys, samples, tmp_path, detector):
+    """An elongated photo's warning is in detect --json, as in a batch's detections.json."""
+    from PIL import Image
+
+    band = tmp_path / "band.jpg"
+    with Image.open(samples["bus.jpg"]) as image:
+        image.crop((0, 200, image.width, 260)).save(band)  # 810×60
+    code, out, err = run(capsys, "detect", str(band), "--json")
+    assert code == 0, err
+    (report,) = json.loads(out)
+    warning = detector.image_warning((60, 810))
+    assert warning and report["image_note"] == warning

@@ -217,6 +217,7 @@ def _explain_into(explainer, item, folder, out_dir, settings, data) -> list[dict
         model=settings.model.name or settings.model.source,
         score_threshold=settings.score,
         iou_threshold=settings.iou,
+        max_detections=settings.max_detections,
         **extra,
     )
     write_json_atomic(folder / "detections.json", report, indent=1)

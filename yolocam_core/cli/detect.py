@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         height, width = image.shape[:2]
         if args.json:
             extra = {"note": detections.note()} if detections.note() else {}
+            image_note = detector.image_warning((height, width))
+            if image_note:  # as a batch's detections.json
+                extra["image_note"] = image_note
             reports.append(
                 detections_report(
                     path,
