@@ -311,9 +311,9 @@ class DetectionTarget(Target):
     one: with NMS at an IoU threshold under :data:`MATCH_IOU` (the default 0.45), a
     matching prediction that scored higher would normally have suppressed the
     detection (not when a third box suppressed it first, nor when the best overlap
-    elsewhere is under 0.5 and scores higher). A sum over
-    the box's cells, used before, gave a large object's other scales more than its
-    own (1.36 against 0.965 for a cow).
+    elsewhere is under 0.5 and scores higher). A sum over the box's cells, used
+    before, gave a large object's other scales more than its own (1.36 against 0.965
+    for a cow).
 
     Args:
         detection: from :meth:`Detector.detect`.

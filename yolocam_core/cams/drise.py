@@ -365,7 +365,7 @@ def similarity(
 
 
 def bfloat16_copy(model):
-    """A copy of the Keras ``model`` (same weights, shared) that computes in bfloat16:
+    """A copy of the Keras ``model`` (its weights copied) that computes in bfloat16:
     every layer's dtype policy ``mixed_bfloat16`` (variables stay float32), rebuilt
     from the model's own configuration (no file is read, no code run).
 
