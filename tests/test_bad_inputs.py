@@ -442,3 +442,26 @@ def test_batch_turns_special_files_into_error_rows_and_processes_the_rest(
     # Again: the output folder inside the input folder is not read as input.
     code, stdout, err = run(capsys, "batch", str(root), "--out", str(out))
     assert "6 image(s): 3 processed, 3 already complete, 3 failed" in stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["explain", "{missing}"],
+        ["report", "{missing}", "-o", "{out}"],
+        ["detect", "{missing}"],
+        ["evaluate", "{missing}"],
+    ],
+)
+def test_a_lone_missing_image_is_refused_before_tensorflow_starts(tmp_path, argv):
+    """The most common mistake, a typo in the path, fails at once (TensorFlow's start
+    takes about 3 s): checked in a fresh interpreter, whose modules tell."""
+    missing, out = tmp_path / "missing.jpg", tmp_path / "r.html"
+    argv = [a.format(missing=missing, out=out) for a in argv]
+    code = (
+        "import sys; from yolocam_core.cli.main import main; "
+        f"status = main({argv!r}); print(status, 'tensorflow' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["1", "False"], done.stderr
+    assert done.stderr.strip().splitlines() == [f"yolocam: error: {missing}: no such file"]

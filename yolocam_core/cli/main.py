@@ -52,8 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from yolocam_core.runtime import start_tensorflow
 
-    start_tensorflow()
     try:
+        _refuse_a_lone_unreadable_image(args)
+        start_tensorflow()
         status = COMMANDS[args.command].run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return status
@@ -71,6 +72,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _refuse_a_lone_unreadable_image(args) -> None:
+    """One image path that cannot be read (a typo, most often) is refused at once,
+    before TensorFlow starts (about 3 s); the commands' other checks need the library,
+    which imports it. With several images the others are still processed, as before.
+
+    Raises:
+        ImageError: the one image is missing or not a regular file.
+    """
+    from yolocam_core.errors import ImageError
+    from yolocam_core.files import file_problem, shown
+
+    images = getattr(args, "images", None) or [getattr(args, "image", None)]
+    if len(images) == 1 and isinstance(images[0], str) and images[0]:
+        problem = file_problem(images[0])
+        if problem is not None:
+            raise ImageError(f"{shown(images[0])}: {problem}")
 
 
 def _stdout_to_devnull() -> None:
