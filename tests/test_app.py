@@ -19,9 +19,25 @@ TIMEOUT = 180  # the first run converts or loads the model
 @pytest.fixture
 def app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.drawn
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+def test_a_new_session_draws_the_heatmaps_first_and_the_rest_on_the_next_run():
+    """Without the browser's signal (AppTest runs no JavaScript), a new session's first
+    run draws the heatmaps but not the table, the interactive view and the downloads;
+    any next run (the signal's, or a click) draws them (yolocam_app.drawn)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    assert len(overlay_captions(at)) == 2
+    assert not at.get("download_button") and not at.dataframe
+    assert at.session_state["page_drawn"]
+    at.run()
+    assert len(at.get("download_button")) == 4 and len(at.dataframe) == 1
+    assert len(overlay_captions(at)) == 2
 
 
 def test_default_state_detects_and_explains_a_sample(app):
