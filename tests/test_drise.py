@@ -189,3 +189,23 @@ def test_no_bfloat16_copy_of_a_model_too_large(monkeypatch):
     assert DRise(masks=4, grid=2).saliency(explainer, fwd, dets).precision == "float32"
     with pytest.raises(YolocamError, match="parameters; a bfloat16 copy"):
         DRise(masks=4, grid=2, precision="bfloat16").saliency(explainer, fwd, dets)
+
+
+def test_a_model_without_a_config_falls_back_to_float32(monkeypatch):
+    """A subclassed Keras model may have no get_config(): auto runs in float32."""
+    from yolocam_core.cams import drise
+
+    monkeypatch.setattr(drise, "native_bfloat16", lambda: True)
+    explainer = Explainer(hand_detector())
+    model = explainer.detector.keras_model
+
+    def no_config():
+        raise NotImplementedError("subclassed")
+
+    monkeypatch.setattr(model, "get_config", no_config)
+    fwd = explainer.forward(IMAGE)
+    assert DRise(masks=4, grid=2).saliency(explainer, fwd, [detection_at(1, 1)]).precision == (
+        "float32"
+    )
+    with pytest.raises(YolocamError, match="cannot make a bfloat16 copy"):
+        DRise(masks=4, grid=2, precision="bfloat16").saliency(explainer, fwd, [detection_at(1, 1)])

@@ -1,4 +1,4 @@
-"""A new session's Explore page shows its heatmaps first and the part below them
+"""A session's first Explore page shows its heatmaps first and the part below them
 (detections table, interactive view, downloads) one round trip later.
 
 A new session's page reaches the browser before the browser has finished starting,

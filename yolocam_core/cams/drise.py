@@ -374,20 +374,24 @@ def bfloat16_copy(model):
             or has more than :data:`BFLOAT16_COPY_MAX_PARAMS` parameters (the copy
             holds its own float32 variables).
     """
-    params = model.count_params()
+    try:
+        params = model.count_params()
+    except Exception as exc:  # an unbuilt model
+        raise YolocamError(f"cannot count this model's parameters ({exc}): use float32") from None
     if params > BFLOAT16_COPY_MAX_PARAMS:
         raise YolocamError(
             f"this model has {params:,} parameters; a bfloat16 copy is made for at most "
             f"{BFLOAT16_COPY_MAX_PARAMS:,} (it holds its own weights): use float32"
         )
-    config = model.get_config()
-    found = _set_dtype_policies(config, "mixed_bfloat16")
-    if not found:
-        raise YolocamError("this model's layers have no dtype policy to set: use float32")
     try:
+        config = model.get_config()  # a subclassed model may have none
+        if not _set_dtype_policies(config, "mixed_bfloat16"):
+            raise YolocamError("this model's layers have no dtype policy to set: use float32")
         copy = model.__class__.from_config(config)
         copy.set_weights(model.get_weights())
-    except Exception as exc:  # a layer whose config does not round-trip
+    except YolocamError:
+        raise
+    except Exception as exc:  # a config that does not round-trip
         raise YolocamError(
             f"cannot make a bfloat16 copy of this model ({exc}): use float32"
         ) from None
