@@ -79,13 +79,13 @@ scales = tuple(range(len(heads)))
 layers = ctx.layers(scales)
 
 
-def measure(method: str, progress=None):
-    """The metrics of ``method`` for the chosen detection (cached; a black-box method
-    reads no layer, so the expert layers stay out of its cache key)."""
-    return faithfulness.evaluate_method(
+def measure_key(method: str) -> tuple:
+    """What the metrics of ``method`` depend on: the arguments of
+    ``faithfulness.evaluate_method`` but the image (a black-box method reads no layer,
+    so the expert layers stay out); its cache key and a black box's work key."""
+    return (
         settings.model_name,
         ctx.key,
-        ctx.image,
         settings.score,
         settings.iou,
         settings.max_detections,
@@ -97,8 +97,13 @@ def measure(method: str, progress=None):
         sanity,
         () if methods.is_black_box(method) else layers,
         methods.options_for(method),
-        progress,
     )
+
+
+def measure(method: str, progress=None):
+    """The metrics of ``method`` for the chosen detection (cached)."""
+    model_name, key, *rest = measure_key(method)
+    return faithfulness.evaluate_method(model_name, key, ctx.image, *rest, progress)
 
 
 results = {}
@@ -135,21 +140,7 @@ try:
         results[method] = with_progress(
             lambda progress, method=method: measure(method, progress),
             lambda done, total, title=title, what=what: masks_text(title, done, total, what),
-            key=(
-                "faithfulness",
-                settings.model_name,
-                ctx.key,
-                settings.score,
-                settings.iou,
-                settings.max_detections,
-                spec.index,
-                method,
-                scales,
-                int(steps),
-                fill,
-                sanity,
-                methods.options_for(method),
-            ),
+            key=("faithfulness", *measure_key(method)),
         )
 except YolocamError as exc:
     st.error(f"Cannot measure this detection: {exc}")
