@@ -340,8 +340,7 @@ class DetectionTarget(Target):
         if ctx.head.index == det.scale:
             where[det.cell[0], det.cell[1], det.anchor] = 1.0
         else:
-            row, col, anchor = self.best_match(ctx)
-            iou = float(self.cell_weights(ctx)[row, col, anchor])
+            (row, col, anchor), iou = self._best_match(ctx)
             where[row, col, anchor] = 1.0 if self.attribute in BOX_ATTRIBUTES else iou
         if self.attribute == "score":
             return _class_weights(ctx, det.class_id, where)
@@ -357,6 +356,10 @@ class DetectionTarget(Target):
         :data:`MATCH_IOU`, the highest IoU × score for its class (by IoU alone when
         ``ctx.scores`` is None); when none matches, the highest IoU; when none overlaps
         the box at all, the highest class score inside it."""
+        return self._best_match(ctx)[0]
+
+    def _best_match(self, ctx: ScoreContext) -> tuple[tuple[int, int, int], float]:
+        """:meth:`best_match` and that prediction's IoU with the box."""
         inside, iou = self._inside_and_iou(ctx)
         iou = np.where(inside[:, :, None], iou, 0.0)
         scores = None if ctx.scores is None else ctx.scores[..., self.detection.class_id]
@@ -370,7 +373,7 @@ class DetectionTarget(Target):
             rank = np.zeros_like(iou) if scores is None else scores
             match = np.where(inside[:, :, None], rank, -1.0)
         row, col, anchor = np.unravel_index(int(np.argmax(match)), match.shape)
-        return int(row), int(col), int(anchor)
+        return (int(row), int(col), int(anchor)), float(iou[row, col, anchor])
 
     def cell_weights(self, ctx: ScoreContext) -> np.ndarray:
         """(h, w, A) weights: IoU with the box at cells inside it, 0 elsewhere."""
