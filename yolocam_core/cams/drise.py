@@ -261,20 +261,21 @@ class DRise(CamMethod):
         detector = explainer.detector
         in_h, in_w = detector.input_size
         boxes, probs = detection_vectors(explainer, fwd, detections)
-        precision = self.resolved_precision()
-        try:
-            run = explainer.compiled(
+
+        def batch_in(precision: str):
+            return explainer.compiled(
                 ("drise", len(detector.heads), precision),
                 lambda: _build_batch(explainer, precision),
             )
+
+        precision = self.resolved_precision()
+        try:
+            run = batch_in(precision)
         except YolocamError:  # no bfloat16 copy of this model
             if self.precision != "auto":
                 raise
             precision = "float32"
-            run = explainer.compiled(
-                ("drise", len(detector.heads), precision),
-                lambda: _build_batch(explainer, precision),
-            )
+            run = batch_in(precision)
         batch_size = self.batch_size or DEFAULT_BATCH[precision]
         grids, shifts, cell = self.mask_plan((in_h, in_w))
         map_size = map_grid((in_h, in_w))
