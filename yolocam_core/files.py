@@ -93,11 +93,12 @@ def mode_problem(mode: int, what: str = "an image file") -> str | None:
     return "is not a regular file; refused"
 
 
-def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``.
+def check_input_file(path: str | os.PathLike) -> str:
+    """``path`` as shown in messages, if it names a regular file (only its ``stat`` is
+    read).
 
     Raises:
-        ImageError: missing, not a regular file, unreadable or too large; the message
+        ImageError: an empty path, a missing file or not a regular file; the message
             starts with the path and says which.
     """
     name = shown(path)
@@ -106,6 +107,17 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) 
     problem = file_problem(path)
     if problem is not None:
         raise ImageError(f"{name}: {problem}")
+    return name
+
+
+def read_regular_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``.
+
+    Raises:
+        ImageError: missing, not a regular file, unreadable or too large; the message
+            starts with the path and says which.
+    """
+    name = check_input_file(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)

@@ -82,14 +82,11 @@ def _refuse_a_lone_unreadable_image(args) -> None:
     Raises:
         ImageError: the one image is missing or not a regular file.
     """
-    from yolocam_core.errors import ImageError
-    from yolocam_core.files import file_problem, shown
+    from yolocam_core.files import check_input_file
 
     images = getattr(args, "images", None) or [getattr(args, "image", None)]
-    if len(images) == 1 and isinstance(images[0], str) and images[0]:
-        problem = file_problem(images[0])
-        if problem is not None:
-            raise ImageError(f"{shown(images[0])}: {problem}")
+    if len(images) == 1 and isinstance(images[0], str):
+        check_input_file(images[0])
 
 
 def _stdout_to_devnull() -> None:
