@@ -237,6 +237,14 @@ def explanation_record(
     }
 
 
+def report_notes(detections, image_note: str | None) -> dict[str, str]:
+    """The notes of a detections report: ``note`` when detections were left out
+    (``detections.note()``), ``image_note`` when the photo is too small or elongated for
+    the network (``Detector.image_warning``); each only when it says something."""
+    notes = {"note": detections.note(), "image_note": image_note}
+    return {key: text for key, text in notes.items() if text}
+
+
 def detections_report(
     image: str, size: tuple[int, int], detections: Sequence[Detection], **extra: Any
 ) -> dict[str, Any]:

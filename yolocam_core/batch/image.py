@@ -200,16 +200,19 @@ def _explain_into(explainer, item, folder, out_dir, settings, data) -> list[dict
     """Detect, write ``detections.json``, explain every target × method, save the files;
     the image's summary rows."""
     from yolocam_core.images import load_image
-    from yolocam_core.outputs import detections_report, explanation_prefix, save_explanation
+    from yolocam_core.outputs import (
+        detections_report,
+        explanation_prefix,
+        report_notes,
+        save_explanation,
+    )
 
     image = load_image(_read(item, data))
     detector = explainer.detector
     fwd = explainer.forward(image)
     detections = explainer.detect(fwd, settings.score, settings.iou, settings.max_detections)
-    extra = {"note": detections.note()} if detections.note() else {}
     image_note = detector.image_warning(image.shape[:2])
-    if image_note:
-        extra["image_note"] = image_note
+    extra = report_notes(detections, image_note)
     report = detections_report(
         item.rel,
         image.shape[:2],

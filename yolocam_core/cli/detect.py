@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     The model is loaded at the first good image (a call with only bad files is quick).
     """
     from yolocam_core.files import shown
-    from yolocam_core.outputs import detections_report
+    from yolocam_core.outputs import detections_report, report_notes
 
     spec = model_spec_from_args(args)
     detector = None
@@ -61,10 +61,7 @@ def run(args: argparse.Namespace) -> int:
         note_detections(shown(path), detections)
         height, width = image.shape[:2]
         if args.json:
-            extra = {"note": detections.note()} if detections.note() else {}
-            image_note = detector.image_warning((height, width))
-            if image_note:  # as a batch's detections.json
-                extra["image_note"] = image_note
+            extra = report_notes(detections, detector.image_warning((height, width)))
             reports.append(
                 detections_report(
                     path,
