@@ -14,12 +14,18 @@ from yolocam_core.runtime import start_tensorflow
 # out of the server's log; once per process, later reruns return at once.
 start_tensorflow()
 
-from yolocam_app import heap, sidebar, state  # noqa: E402
+from yolocam_app import first_view, heap, sidebar, state  # noqa: E402
 
 state.new_run()
 page = sidebar.navigation()
-sidebar.setup()
-page.run()
+# A new session's Explore page: the heatmaps, then the controls, then the rest
+# (first_view).
+first_view.begin(page.title == sidebar.PAGES[0][1])
+try:
+    sidebar.setup()
+    page.run()
+finally:
+    first_view.finish()
 # Once the default model has served a whole run: Streamlit's collections after every
 # run (0.34 s over TensorFlow's objects) skip the long-lived heap from then on.
 heap.freeze_after_first_model_run()

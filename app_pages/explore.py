@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from yolocam_app import downloads, drawn, sidebar
+from yolocam_app import downloads, first_view, sidebar
 from yolocam_app.views import (
     chosen_detection,
     context_or_stop,
@@ -65,7 +65,7 @@ def explore() -> None:
             width=display_width(ctx.view),
         )
     overlays_ui(ctx, explanation, cells[1:], legend=legend)
-    if not drawn.below_the_heatmaps():  # a new session: the rest once they are drawn
+    if not first_view.below_the_heatmaps():  # a new session: the rest once drawn
         return
 
     st.markdown("**Detections** · click a row to explain it")

@@ -25,19 +25,34 @@ def app() -> AppTest:
     return at
 
 
-def test_a_new_session_draws_the_heatmaps_first_and_the_rest_on_the_next_run():
-    """Without the browser's signal (AppTest runs no JavaScript), a new session's first
-    run draws the heatmaps but not the table, the interactive view and the downloads;
-    any next run (the signal's, or a click) draws them (yolocam_app.drawn)."""
+def test_a_new_session_draws_the_heatmaps_then_the_controls_then_the_rest():
+    """A new session's first run draws the heatmaps and no widget (the sidebar holds its
+    page links); the run its timer asks for (here: the next at.run(); AppTest runs no
+    timer and no JavaScript) draws every control, showing exactly the values the
+    heatmaps were made with; any next run (the browser's signal, or a click) draws the
+    table, the interactive view and the downloads (yolocam_app.first_view)."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, at.exception
-    assert len(overlay_captions(at)) == 2
+    first = overlay_captions(at)
+    assert len(first) == 2 and heading(at).startswith("odam · person")
+    for kind in ("selectbox", "radio", "slider", "number_input", "multiselect"):
+        assert not at.get(kind), kind
+    assert not at.get("download_button") and not at.dataframe
+    assert "Settings appear once the heatmaps are drawn" in at.sidebar.caption[0].value
+    shown = heading(at)
+    at.run()
+    assert not at.exception, at.exception
+    assert overlay_captions(at) == first and heading(at) == shown
+    assert widget(at, "selectbox", "target_detection:").value == 0
+    assert widget(at, "selectbox", "model").value == "yolov4-tiny"
+    assert [s.value for s in at.sidebar.slider] == [0.25, 0.45, 0.5]
+    assert not any("Settings appear" in c.value for c in at.sidebar.caption)
     assert not at.get("download_button") and not at.dataframe
     assert at.session_state["page_drawn"]
     at.run()
     assert len(at.get("download_button")) == 4 and len(at.dataframe) == 1
-    assert len(overlay_captions(at)) == 2
+    assert overlay_captions(at) == first
 
 
 def test_default_state_detects_and_explains_a_sample(app):

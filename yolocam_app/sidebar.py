@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from yolocam_app import resources
-from yolocam_app.state import choice
+from yolocam_app import first_view, resources
+from yolocam_app.state import choice, keyed
 from yolocam_core.detector import DEFAULT_MAX_DETECTIONS
 from yolocam_core.errors import YolocamError
 from yolocam_core.models import DEFAULT_MODEL, ZOO
@@ -140,10 +140,14 @@ def _check_model(bar) -> None:
 
 
 def sidebar_ui() -> Settings:
-    """Draw the shared sidebar (navigation included) and return its values."""
+    """Draw the shared sidebar (navigation included) and return its values. In a first
+    view (:mod:`yolocam_app.first_view`) only the page links are drawn; the values are
+    those the widgets will show."""
     bar = st.sidebar
     for path, title, icon, _ in PAGES:
         bar.page_link(path, label=title, icon=icon)
+    if first_view.active():
+        bar.caption("Settings appear once the heatmaps are drawn…")
     _check_model(bar)
     labels = _model_labels()  # bound now: format_func may run outside the script
     model_name = choice(
@@ -156,7 +160,8 @@ def sidebar_ui() -> Settings:
         help=f"{ZOO[DEFAULT_MODEL].description}. Load your own under 'Your model' at the "
         "bottom of this sidebar.",
     )
-    source = bar.radio(
+    source = keyed(
+        bar.radio,
         "Image",
         ["Sample photo", "Upload"],
         horizontal=True,
@@ -182,10 +187,14 @@ def sidebar_ui() -> Settings:
                 name, data = upload.name, upload.getvalue()
             except YolocamError as exc:
                 bar.error(f"Cannot use this photo: {exc}.")
-    bar.subheader("Detection")
-    score = bar.slider("Score threshold", 0.05, 0.95, step=0.05, key="score")
-    iou = bar.slider("NMS IoU threshold", 0.1, 0.9, step=0.05, key="iou")
-    max_detections = bar.number_input(
+    if not first_view.active():
+        bar.subheader("Detection")
+    score = keyed(
+        bar.slider, "Score threshold", min_value=0.05, max_value=0.95, step=0.05, key="score"
+    )
+    iou = keyed(bar.slider, "NMS IoU threshold", min_value=0.1, max_value=0.9, step=0.05, key="iou")
+    max_detections = keyed(
+        bar.number_input,
         "Max detections",
         min_value=1,
         max_value=resources.MAX_DETECTIONS_LIMIT,
@@ -194,7 +203,8 @@ def sidebar_ui() -> Settings:
         help="At most this many detections are kept, the highest-scoring (as mainstream "
         "detectors do, default 300). A model that finds more says so above the photo.",
     )
-    bar.subheader("Explanation")
+    if not first_view.active():
+        bar.subheader("Explanation")
     norm = choice(
         bar.radio,
         "Normalisation",
@@ -204,9 +214,12 @@ def sidebar_ui() -> Settings:
         format_func=NORM_LABELS.get,
         help=NORM_HELP,
     )
-    colormap = bar.selectbox("Colour map", list(COLORMAPS), key="colormap")
-    opacity = bar.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key="opacity")
-    your_model_ui(bar)
+    colormap = keyed(bar.selectbox, "Colour map", options=list(COLORMAPS), key="colormap")
+    opacity = keyed(
+        bar.slider, "Heatmap opacity", min_value=0.0, max_value=1.0, step=0.05, key="opacity"
+    )
+    if not first_view.active():
+        your_model_ui(bar)
     return Settings(
         model_name,
         name,

@@ -24,6 +24,8 @@ from typing import Any
 
 import streamlit as st
 
+from yolocam_app import first_view
+
 _MISSING = object()
 #: Session-state key of the count of whole-script runs (see :func:`new_run`).
 _RUNS = "@runs"
@@ -113,11 +115,11 @@ def choice(
         **kwargs: passed to ``draw`` (help, horizontal, label_visibility, ...).
 
     Returns:
-        The value the page must use; the widget shows exactly it.
+        The value the page must use; the widget shows exactly it (in a first view,
+        :mod:`yolocam_app.first_view`, no widget is drawn: the value is the one it
+        will show).
     """
     options = list(options)
-    labels = [str(format_func(o)) for o in options]
-    wkey = widget_key(key, labels)
     wanted = st.session_state.get(key, _MISSING)
     if wanted is _MISSING:
         wanted = default
@@ -132,6 +134,9 @@ def choice(
         value = fallback(options)
     else:
         value = options[0] if options else None
+    if first_view.active():
+        return value
+    wkey = widget_key(key, [str(format_func(o)) for o in options])
     if st.session_state.get(wkey, _MISSING) != value:
         st.session_state[wkey] = value
     if follow_default and default is not _MISSING:
@@ -160,9 +165,23 @@ def kept(draw: Callable[..., Any], label: str, *, key: str, default: Any, **kwar
         key: where the value is remembered.
         default: the value before any is chosen.
         **kwargs: passed to ``draw`` (min_value, max_value, step, help, ...).
+
+    In a first view (:mod:`yolocam_app.first_view`) nothing is drawn; the value is
+    returned.
     """
-    wkey = widget_key(key, ())
     value = st.session_state.get(key, default)
+    if first_view.active():
+        return value
+    wkey = widget_key(key, ())
     if st.session_state.get(wkey, _MISSING) != value:
         st.session_state[wkey] = value
     return draw(label, key=wkey, on_change=_adopt, args=(key, wkey), **kwargs)
+
+
+def keyed(draw: Callable[..., Any], *args: Any, key: str, **kwargs: Any) -> Any:
+    """``draw(*args, key=key, **kwargs)``, a widget whose initial value is set in session
+    state under ``key``; in a first view (:mod:`yolocam_app.first_view`) nothing is
+    drawn and that value is returned."""
+    if first_view.active():
+        return st.session_state[key]
+    return draw(*args, key=key, **kwargs)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import streamlit as st
 
-from yolocam_app import methods, resources
+from yolocam_app import first_view, methods, resources
 from yolocam_app.sidebar import Settings
 from yolocam_app.state import choice, kept, prefer, remembered
 from yolocam_core import render
@@ -424,8 +424,9 @@ def methods_ui(
 
 
 def refused_ui(refused: dict[str, str]) -> None:
-    """A caption naming the methods not offered for this target, and why."""
-    if refused:
+    """A caption naming the methods not offered for this target, and why (with the
+    menu: not in a first view, which draws no control)."""
+    if refused and not first_view.active():
         st.caption("Not offered for this target:  \n" + "  \n".join(methods.refusal_lines(refused)))
 
 
