@@ -6,6 +6,7 @@ import streamlit as st
 
 from yolocam_app import methods, sidebar
 from yolocam_app.views import (
+    at_grid_size,
     chosen_detection,
     colorbar_image,
     context_or_stop,
@@ -69,7 +70,9 @@ for method in rows:
             explanation_heading(
                 explanation, about_method=False, custom=custom_scales(ctx, explanation)
             )
-    panels = render.explanation_overlays(ctx.view, explanation, settings.colormap, settings.opacity)
+    panels = render.explanation_overlays(
+        ctx.grid, at_grid_size(ctx, explanation), settings.colormap, settings.opacity
+    )
     row = st.columns(widths)
     row[0].markdown(f"**{methods.method_label(method, target.kind)}**")
     if methods.is_black_box(method):

@@ -248,6 +248,7 @@ def _darknet_photo(name: str) -> str:
 def test_app_in_a_real_browser(server, browser, samples, tmp_path):
     url, proc = server
     page, cold = _open(browser, url, timeout=240_000)
+    page.wait_for_function(_captions_js("== 2", "13×13 · stride 32"), timeout=60_000)
     assert [c.split(" · score")[0] for c in _overlay_captions(page)] == [
         "13×13 · stride 32",
         "26×26 · stride 16",

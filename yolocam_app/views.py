@@ -42,6 +42,7 @@ class Context:
             settings.max_detections,
         )
         self.view, self.view_scale = _view_copy(self.key, self.image)
+        self.grid, self.grid_scale = _grid_copy(self.key, self.view)
 
     @property
     def detection_key(self) -> str:
@@ -122,6 +123,32 @@ def _view_copy(key: str, _image: np.ndarray) -> tuple[np.ndarray, float]:
     """The image at most :data:`VIEW_MAX_SIDE` a side, and its scale."""
     small = render.shrink(_image, VIEW_MAX_SIDE)
     return small, small.shape[1] / _image.shape[1]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _grid_copy(key: str, _view: np.ndarray) -> tuple[np.ndarray, float]:
+    """The view copy at most :data:`GRID_MAX_SIDE` a side (the grid's pictures are
+    drawn at this size, not drawn larger and shrunk), and its scale to the view."""
+    small = render.shrink(_view, GRID_MAX_SIDE)
+    return small, small.shape[1] / _view.shape[1]
+
+
+def at_grid_size(ctx: Context, explanation: Explanation) -> Explanation:
+    """``explanation`` (heatmaps at the view's size) with its heatmaps and box at the
+    grid copy's size (:attr:`Context.grid`): (H, W) float maps shrunk by area
+    averaging."""
+    if ctx.grid_scale >= 1:
+        return explanation
+    maps = tuple(
+        dataclasses.replace(m, heatmap=render.shrink(m.heatmap, GRID_MAX_SIDE))
+        for m in explanation.maps
+    )
+    box = explanation.box_xyxy
+    return dataclasses.replace(
+        explanation,
+        maps=maps,
+        box_xyxy=None if box is None else tuple(v * ctx.grid_scale for v in box),
+    )
 
 
 class CancelledError(Exception):
@@ -614,7 +641,8 @@ def overlays_ui(ctx: Context, explanation: Explanation, columns=None, legend=Non
     """One column per scale: the overlay (weak and own scales marked) captioned with its
     scale, score and share; a colour bar in ``legend``."""
     s = ctx.settings
-    panels = render.explanation_overlays(ctx.view, explanation, s.colormap, s.opacity)
+    grid = at_grid_size(ctx, explanation)
+    panels = render.explanation_overlays(ctx.grid, grid, s.colormap, s.opacity)
     columns = columns if columns is not None else st.columns(len(panels))
     width = display_width(ctx.view)
     custom = custom_scales(ctx, explanation)
@@ -681,14 +709,15 @@ def _table_clicked(ctx: Context, key: str) -> None:
 
 def static_photo(ctx: Context, chosen: int | None, caption: str | None = None, width="stretch"):
     """The photo with its detections (the chosen one highlighted), as an image."""
+    scale = ctx.view_scale * ctx.grid_scale  # drawn at the grid's size
     boxes = [
-        dataclasses.replace(d, box_xyxy=tuple(v * ctx.view_scale for v in d.box_xyxy))
+        dataclasses.replace(d, box_xyxy=tuple(v * scale for v in d.box_xyxy))
         for d in ctx.detections
     ]
     # Labels about 1/22 of the photo's side: readable where it is drawn small.
-    font = max(12, round(max(ctx.view.shape[:2]) / 22))
+    font = max(12, round(max(ctx.grid.shape[:2]) / 22))
     st.image(
-        page_image(render.draw_detections(ctx.view, boxes, highlight=chosen, font_size=font)),
+        page_image(render.draw_detections(ctx.grid, boxes, highlight=chosen, font_size=font)),
         caption=caption,
         width=width,
     )
