@@ -40,6 +40,8 @@ def explore() -> None:
     change here reruns only this part, not the sidebar, the decoding and the detection."""
     controls = st.columns([2.4, 3.3, 3.3, 2.2])
     with controls[0]:
+        if first_view.active():  # the controls' room, so that the heatmaps stay put
+            st.container(height=first_view.CONTROLS_HEIGHT_PX, border=False)
         target_kind = target_ui(ctx, part="kind")
     with controls[1]:
         target = target_ui(ctx, part="choice", kind=target_kind, attribute=True)

@@ -41,6 +41,9 @@ _ARMED = "@first_view_armed"
 #: Seconds from the browser's receiving the first view to its asking for step 2 (0.1 s
 #: sometimes fired before the heatmaps were painted, which were then drawn with step 2).
 INTERVAL_S = 0.3
+#: Height of the Explore page's row of controls (one detection, a laptop's width): a
+#: first view keeps this room for them, so that the heatmaps do not move when they come.
+CONTROLS_HEIGHT_PX = 152
 
 JS = """
 export default function (component) {
