@@ -19,7 +19,7 @@ TIMEOUT = 180  # the first run converts or loads the model
 @pytest.fixture
 def app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.drawn
+    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.first_view
     at.run()
     assert not at.exception, at.exception
     return at

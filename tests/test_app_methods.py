@@ -20,7 +20,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 @pytest.fixture
 def app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=240)
-    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.drawn
+    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.first_view
     at.run()
     assert not at.exception, at.exception
     return at

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.drawn
+    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.first_view
     at.run()
     assert not at.exception, at.exception
     return at

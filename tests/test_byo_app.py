@@ -30,7 +30,7 @@ TIMEOUT = 180
 @pytest.fixture
 def app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.drawn
+    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.first_view
     at.session_state["byo_open"] = True  # the "Your model" section, open
     at.run()
     assert not at.exception, at.exception

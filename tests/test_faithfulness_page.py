@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.drawn
+    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.first_view
     at.run()
     assert not at.exception, at.exception
     at.switch_page(PAGE)

@@ -42,7 +42,7 @@ def test_the_app_freezes_the_model_after_its_first_run(fresh):
 
     resources.zoo_explainer.clear()  # loaded again, as in a new server
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.drawn
+    at.session_state["page_drawn"] = True  # no JavaScript here: see yolocam_app.first_view
     at.run()
     assert not at.exception, at.exception
     # the default model (TensorFlow, Keras, its compiled functions): far more than

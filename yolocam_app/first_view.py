@@ -3,10 +3,10 @@ the part below the heatmaps (detections table, interactive view, downloads).
 
 Where a new session's time goes (2-core AMD EPYC, warm server, a Performance timeline
 of the page): the script's run takes about 0.09 s, the rest is the browser. A
-Streamlit page with one picture shows it after 1.1–1.4 s; with the app's 14 widgets
-(sidebar and controls) after 1.5–2.1 s, wherever in the page the picture comes: the
-browser fetches, parses and lays out every widget's code before it paints anything of
-the run. So:
+Streamlit page with one picture shows it after 1.0–1.6 s (with the host's load); with
+the app's 14 widgets (sidebar and controls) after 1.5–2.4 s, wherever in the page the
+picture comes: the browser fetches, parses and lays out every widget's code before it
+paints anything of the run. So:
 
 1. A session's first run on Explore (a *first view*) draws no widget: every choice
    takes the value its widget will show (:func:`yolocam_app.state.choice` and
@@ -19,7 +19,8 @@ the run. So:
    fragment (:func:`below_the_heatmaps`).
 3. That fragment run draws the rest.
 
-Every other page, and every later run, draws everything at once.
+Every other page, and every later run, draws its controls at once; a session whose
+first page was another one gets step 3 (one round trip) on its first Explore run.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import streamlit as st
 #: never comes (tests set it before the first run: AppTest runs no timer and no
 #: JavaScript, and they start with the whole page).
 KEY = "page_drawn"
-#: Session flag: a whole run has happened (the first view is behind us).
+#: Session flag: set at the start of a session's first whole run (a first view can only
+#: be that run).
 _STARTED = "@first_view_started"
 #: Session key: whether the whole run in progress is a first view (later fragment runs
 #: read the value of the last whole run).
@@ -42,7 +44,8 @@ _ARMED = "@first_view_armed"
 #: sometimes fired before the heatmaps were painted, which were then drawn with step 2).
 INTERVAL_S = 0.3
 #: Height of the Explore page's row of controls (one detection, a laptop's width): a
-#: first view keeps this room for them, so that the heatmaps do not move when they come.
+#: first view keeps this room for them, so that there the heatmaps do not move when they
+#: come (other widths stack the columns; then they move by the difference).
 CONTROLS_HEIGHT_PX = 152
 
 JS = """

@@ -172,6 +172,8 @@ def sidebar_ui() -> Settings:
         photos = resources.samples()
         name = choice(bar.selectbox, "Sample", list(photos), key="sample")
         data: bytes | None = photos[name]
+    elif first_view.active():  # never in a new session's first run; no widget there
+        name, data = "", None
     else:
         upload = bar.file_uploader(
             "Photo (JPEG, PNG, WebP, BMP or TIFF)",

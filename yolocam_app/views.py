@@ -20,7 +20,9 @@ from yolocam_core.explainer import Explanation
 from yolocam_core.report import data_uri
 from yolocam_core.targets import ATTRIBUTE_TITLES, ATTRIBUTES, TargetSpec
 
-#: Images drawn in the page (overlays, the photo) have at most this many pixels a side.
+#: The app's view copy of the photo (heatmaps are made at its size; the interactive view
+#: draws it) has at most this many pixels a side; the grid's pictures are drawn smaller,
+#: at :data:`GRID_MAX_SIDE`.
 VIEW_MAX_SIDE = 720
 
 
@@ -42,7 +44,7 @@ class Context:
             settings.max_detections,
         )
         self.view, self.view_scale = _view_copy(self.key, self.image)
-        self.grid, self.grid_scale = _grid_copy(self.key, self.view)
+        self.grid = _grid_copy(self.key, self.view)
 
     @property
     def detection_key(self) -> str:
@@ -126,18 +128,24 @@ def _view_copy(key: str, _image: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _grid_copy(key: str, _view: np.ndarray) -> tuple[np.ndarray, float]:
-    """The view copy at most :data:`GRID_MAX_SIDE` a side (the grid's pictures are
-    drawn at this size, not drawn larger and shrunk), and its scale to the view."""
-    small = render.shrink(_view, GRID_MAX_SIDE)
-    return small, small.shape[1] / _view.shape[1]
+def _grid_copy(key: str, _view: np.ndarray) -> np.ndarray:
+    """The view copy at most :data:`GRID_MAX_SIDE` a side: the grid's pictures are
+    drawn at this size, not drawn larger and shrunk."""
+    return render.shrink(_view, GRID_MAX_SIDE)
+
+
+def _scaled(box: Sequence[float], sx: float, sy: float) -> tuple[float, ...]:
+    """An (x1, y1, x2, y2) box scaled per axis."""
+    x1, y1, x2, y2 = box
+    return (x1 * sx, y1 * sy, x2 * sx, y2 * sy)
 
 
 def at_grid_size(ctx: Context, explanation: Explanation) -> Explanation:
-    """``explanation`` (heatmaps at the view's size) with its heatmaps and box at the
-    grid copy's size (:attr:`Context.grid`): (H, W) float maps shrunk by area
-    averaging."""
-    if ctx.grid_scale >= 1:
+    """``explanation`` (heatmaps at the view's size) with its heatmaps, box and image
+    size at the grid copy's (:attr:`Context.grid`): (H, W) float maps shrunk by area
+    averaging, the box scaled per axis (rounded sides make the two scales differ)."""
+    (gh, gw), (vh, vw) = ctx.grid.shape[:2], ctx.view.shape[:2]
+    if (gh, gw) == (vh, vw):
         return explanation
     maps = tuple(
         dataclasses.replace(m, heatmap=render.shrink(m.heatmap, GRID_MAX_SIDE))
@@ -147,7 +155,8 @@ def at_grid_size(ctx: Context, explanation: Explanation) -> Explanation:
     return dataclasses.replace(
         explanation,
         maps=maps,
-        box_xyxy=None if box is None else tuple(v * ctx.grid_scale for v in box),
+        image_size=(gh, gw),
+        box_xyxy=None if box is None else _scaled(box, gw / vw, gh / vh),
     )
 
 
@@ -709,10 +718,9 @@ def _table_clicked(ctx: Context, key: str) -> None:
 
 def static_photo(ctx: Context, chosen: int | None, caption: str | None = None, width="stretch"):
     """The photo with its detections (the chosen one highlighted), as an image."""
-    scale = ctx.view_scale * ctx.grid_scale  # drawn at the grid's size
+    (gh, gw), (h, w) = ctx.grid.shape[:2], ctx.image.shape[:2]  # drawn at the grid's size
     boxes = [
-        dataclasses.replace(d, box_xyxy=tuple(v * scale for v in d.box_xyxy))
-        for d in ctx.detections
+        dataclasses.replace(d, box_xyxy=_scaled(d.box_xyxy, gw / w, gh / h)) for d in ctx.detections
     ]
     # Labels about 1/22 of the photo's side: readable where it is drawn small.
     font = max(12, round(max(ctx.grid.shape[:2]) / 22))
