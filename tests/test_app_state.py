@@ -325,6 +325,32 @@ def test_maps_zip_carries_metadata_and_the_report_is_self_contained(app, detecto
     assert 'id="yolocam-metadata"' in page and "weak: 0.21% of the top scale" in page
 
 
+def test_grid_pictures_scale_the_box_per_axis():
+    """The grid's overlays are drawn at the grid copy's size: heatmaps shrunk to it and
+    the box scaled per axis. A 25×720 view shrinks to 19×560 (rounded width), so one
+    scale for both axes (19/25 = 0.76 against 560/720 = 0.78) would put a box that
+    spans the photo 13 px short of its bottom."""
+    from types import SimpleNamespace
+
+    from yolocam_app.views import GRID_MAX_SIDE, at_grid_size
+    from yolocam_core import render
+    from yolocam_core.explainer import Explanation, ScaleMap
+
+    view = np.zeros((720, 25, 3), np.uint8)
+    ctx = SimpleNamespace(view=view, grid=render.shrink(view, GRID_MAX_SIDE))
+    heatmap = np.linspace(0, 1, 720 * 25, dtype=np.float32).reshape(720, 25)
+    m = ScaleMap(0, "13×13 · stride 32", "l", np.zeros((13, 13), np.float32), heatmap, 1.0)
+    explanation = Explanation("odam", "x", "shared", (0.0, 0.0, 25.0, 720.0), (720, 25), (m,))
+    small = at_grid_size(ctx, explanation)
+    assert ctx.grid.shape[:2] == (560, 19) and small.image_size == (560, 19)
+    assert small.maps[0].heatmap.shape == (560, 19)
+    assert small.box_xyxy == pytest.approx((0.0, 0.0, 19.0, 560.0))
+    panel = render.explanation_overlays(ctx.grid, small)[0]
+    assert panel.shape == (560, 19, 3)
+    same = SimpleNamespace(view=ctx.grid, grid=ctx.grid)  # already small: unchanged
+    assert at_grid_size(same, small) is small
+
+
 def test_page_images_are_compact_jpegs(sample_rgb):
     """The page's images are sent as JPEG at quality 88 (the picture unchanged to the
     eye, a fraction of the bytes Streamlit's own encoding at quality 100 sends), at
