@@ -17,10 +17,10 @@ start_tensorflow()
 from yolocam_app import first_view, heap, sidebar, state  # noqa: E402
 
 state.new_run()
-page = sidebar.navigation()
+page, explore = sidebar.navigation()
 # A new session's Explore page: the heatmaps, then the controls, then the rest
 # (first_view).
-first_view.begin(page.title == sidebar.PAGES[0][1])
+first_view.begin(explore)
 try:
     sidebar.setup()
     page.run()

@@ -4,6 +4,7 @@ package, the reference cfgs from Debian's `darknet` package (scripts/test-deps.s
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,16 @@ DARKNET_CFG_DIR = ROOT / ".cache" / "darknet" / "usr" / "share" / "darknet" / "c
 # that start servers pass their own environment (test_browser: a cold cache).
 os.environ["XDG_CACHE_HOME"] = str(ROOT / ".cache" / "xdg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """AppTest runs ``app.py`` as ``__main__`` and leaves it in ``sys.modules``; a process
+    pool's spawned workers (batch's local engine) would then import ``app.py`` as their
+    main module. Each test gets the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

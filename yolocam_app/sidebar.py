@@ -75,12 +75,15 @@ class Settings:
 
 
 def navigation():
-    """The app's pages (``st.navigation``; the sidebar draws its own links)."""
+    """The page chosen (``st.navigation``; the sidebar draws its own links) and whether
+    it is Explore (the page returned is one of those given; run bare, as a spawned
+    process that imports ``app.py`` as its main module does, it is a stand-in)."""
     pages = [
         st.Page(path, title=title, icon=icon, url_path=url, default=k == 0)
         for k, (path, title, icon, url) in enumerate(PAGES)
     ]
-    return st.navigation(pages, position="hidden")
+    page = st.navigation(pages, position="hidden")
+    return page, page is pages[0]
 
 
 def setup() -> Settings:
